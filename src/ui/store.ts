@@ -1,0 +1,405 @@
+// The workbench store: every worker event is folded into one state object here, and the panels
+// read slices of it with selectors. Nothing in the store talks to the GPU. Commands go through
+// the worker client, which records each sent command here so that buttons reflect pending work.
+
+import { createStore } from 'zustand/vanilla';
+import type {
+  AdapterStatus,
+  DatasetRole,
+  DatasetSummary,
+  EvaluationMetric,
+  ExportedFile,
+  FinishReason,
+  ModelPlan,
+  ModelVersion,
+  ProgressStage,
+  RepairMethod,
+  RunOptions,
+  StepRecord,
+  WorkerCommand,
+  WorkerEvent,
+} from '../worker/protocol.ts';
+import type { RunLog } from './runLog.ts';
+
+/** Transfer rates are measured over windows of at least this length. */
+const RATE_WINDOW_MS = 1000;
+
+/** The banner keeps this many recent errors. */
+const MAX_ERRORS = 5;
+
+export interface FileProgress {
+  stage: ProgressStage;
+  file: string;
+  loadedBytes: number;
+  totalBytes: number;
+  message: string;
+  /** Rate over the latest complete window, 0 until one second has passed. */
+  bytesPerSecond: number;
+  windowStartedAt: number;
+  windowStartBytes: number;
+}
+
+export interface ModelState {
+  status: 'idle' | 'loading' | 'loaded';
+  /** `openai-community/gpt2@main` or `3 local files`. */
+  sourceLabel: string | null;
+  plan: ModelPlan | null;
+}
+
+export type DatasetState =
+  | { status: 'loading'; fileName: string }
+  | { status: 'loaded'; fileName: string; summary: DatasetSummary };
+
+export type RunStatus =
+  | 'idle'
+  | 'starting'
+  | 'running'
+  | 'pausing'
+  | 'paused'
+  | 'resuming'
+  | 'stopping'
+  | 'finished';
+
+export interface LiveStats {
+  tokensPerSecond: number;
+  gpuBytes: number;
+  etaSeconds: number | null;
+}
+
+export interface RunState {
+  status: RunStatus;
+  /** Status before the pending command, restored when the worker rejects it. */
+  statusBeforeCommand: RunStatus | null;
+  /** `live` for a run in this worker, `log` for a run.json opened from disk. */
+  origin: 'live' | 'log' | null;
+  label: string | null;
+  method: RepairMethod | null;
+  options: RunOptions | null;
+  numBlocks: number;
+  steps: StepRecord[];
+  validation: { step: number; loss: number }[];
+  live: LiveStats | null;
+  finishReason: FinishReason | null;
+}
+
+export interface GenerationState {
+  prompt: string;
+  pending: boolean;
+  outputs: Partial<Record<ModelVersion, { text: string; done: boolean }>>;
+}
+
+export type EvaluationResults = Partial<
+  Record<EvaluationMetric, Partial<Record<ModelVersion, { value: number; count: number }>>>
+>;
+
+export interface UiError {
+  id: number;
+  message: string;
+  fatal: boolean;
+}
+
+export interface WorkbenchData {
+  /** null until the worker has reported on WebGPU. */
+  adapter: AdapterStatus | null;
+  model: ModelState;
+  /** Keyed by `stage:file`. */
+  progress: Record<string, FileProgress>;
+  datasets: Partial<Record<DatasetRole, DatasetState>>;
+  run: RunState;
+  evaluation: { pending: EvaluationMetric | null; results: EvaluationResults };
+  generation: GenerationState;
+  exporting: { pending: boolean; files: ExportedFile[] };
+  errors: UiError[];
+  nextErrorId: number;
+  /** Set by a fatal error: the worker has no usable device until it is restarted. */
+  workerLost: boolean;
+}
+
+export interface WorkbenchActions {
+  commandSent(command: WorkerCommand): void;
+  applyEvents(events: WorkerEvent[], now: number): void;
+  reportError(message: string, fatal?: boolean): void;
+  dismissError(id: number): void;
+  showRunLog(log: RunLog): void;
+  resetForNewWorker(): void;
+}
+
+export type WorkbenchState = WorkbenchData & WorkbenchActions;
+
+function idleRun(): RunState {
+  return {
+    status: 'idle',
+    statusBeforeCommand: null,
+    origin: null,
+    label: null,
+    method: null,
+    options: null,
+    numBlocks: 0,
+    steps: [],
+    validation: [],
+    live: null,
+    finishReason: null,
+  };
+}
+
+export function initialData(): WorkbenchData {
+  return {
+    adapter: null,
+    model: { status: 'idle', sourceLabel: null, plan: null },
+    progress: {},
+    datasets: {},
+    run: idleRun(),
+    evaluation: { pending: null, results: {} },
+    generation: { prompt: '', pending: false, outputs: {} },
+    exporting: { pending: false, files: [] },
+    errors: [],
+    nextErrorId: 1,
+    workerLost: false,
+  };
+}
+
+/** True from the start of a live run until it finishes. */
+export function isRunActive(status: RunStatus): boolean {
+  return status !== 'idle' && status !== 'finished';
+}
+
+function withError(data: WorkbenchData, message: string, fatal: boolean): WorkbenchData {
+  const errors = [...data.errors, { id: data.nextErrorId, message, fatal }].slice(-MAX_ERRORS);
+  return { ...data, errors, nextErrorId: data.nextErrorId + 1 };
+}
+
+function describeSource(command: Extract<WorkerCommand, { kind: 'loadModel' }>): string {
+  const source = command.source;
+  if (source.kind === 'hub') return `${source.repo}@${source.revision}`;
+  return `${source.files.length} local file${source.files.length === 1 ? '' : 's'}`;
+}
+
+/** Records a command as pending so that the panels show it before the worker responds. */
+export function applyCommand(data: WorkbenchData, command: WorkerCommand): WorkbenchData {
+  const run = data.run;
+  switch (command.kind) {
+    case 'loadModel':
+      return { ...data, model: { status: 'loading', sourceLabel: describeSource(command), plan: null }, progress: {} };
+    case 'loadDataset':
+      return { ...data, datasets: { ...data.datasets, [command.role]: { status: 'loading', fileName: command.file.name } } };
+    case 'start':
+      return {
+        ...data,
+        run: {
+          ...idleRun(),
+          status: 'starting',
+          statusBeforeCommand: run.status,
+          origin: 'live',
+          label: command.method,
+          method: command.method,
+          options: command.options,
+          numBlocks: data.model.plan?.numLayers ?? 0,
+        },
+      };
+    case 'pause':
+      return { ...data, run: { ...run, status: 'pausing', statusBeforeCommand: run.status } };
+    case 'resume':
+      return { ...data, run: { ...run, status: 'resuming', statusBeforeCommand: run.status } };
+    case 'stop':
+      return { ...data, run: { ...run, status: 'stopping', statusBeforeCommand: run.status } };
+    case 'evaluate':
+      return { ...data, evaluation: { ...data.evaluation, pending: command.metric } };
+    case 'generate':
+      return { ...data, generation: { prompt: command.prompt, pending: true, outputs: {} } };
+    case 'export':
+      return { ...data, exporting: { pending: true, files: [] } };
+  }
+}
+
+function applyProgress(data: WorkbenchData, event: Extract<WorkerEvent, { kind: 'progress' }>, now: number): WorkbenchData {
+  const file = event.file ?? '';
+  const key = `${event.stage}:${file}`;
+  const previous = data.progress[key];
+
+  let entry: FileProgress;
+  if (!previous || event.loadedBytes < previous.loadedBytes) {
+    entry = { ...event, file, bytesPerSecond: 0, windowStartedAt: now, windowStartBytes: event.loadedBytes };
+  } else {
+    entry = { ...previous, loadedBytes: event.loadedBytes, totalBytes: event.totalBytes, message: event.message };
+    const elapsed = now - previous.windowStartedAt;
+    if (elapsed >= RATE_WINDOW_MS) {
+      entry.bytesPerSecond = ((event.loadedBytes - previous.windowStartBytes) * 1000) / elapsed;
+      entry.windowStartedAt = now;
+      entry.windowStartBytes = event.loadedBytes;
+    }
+  }
+  return { ...data, progress: { ...data.progress, [key]: entry } };
+}
+
+/** Undoes the pending state of a command the worker rejected. */
+function revertCommand(data: WorkbenchData, event: Extract<WorkerEvent, { kind: 'error' }>): WorkbenchData {
+  const run = data.run;
+  switch (event.command) {
+    case 'loadModel':
+      return { ...data, model: { status: 'idle', sourceLabel: null, plan: null } };
+    case 'loadDataset': {
+      if (!event.role) return data;
+      const datasets = { ...data.datasets };
+      delete datasets[event.role];
+      return { ...data, datasets };
+    }
+    case 'start':
+      return { ...data, run: { ...run, status: 'idle', statusBeforeCommand: null } };
+    case 'pause':
+    case 'resume':
+    case 'stop':
+      return { ...data, run: { ...run, status: run.statusBeforeCommand ?? run.status, statusBeforeCommand: null } };
+    case 'evaluate':
+      return { ...data, evaluation: { ...data.evaluation, pending: null } };
+    case 'generate':
+      return { ...data, generation: { ...data.generation, pending: false } };
+    case 'export':
+      return { ...data, exporting: { ...data.exporting, pending: false } };
+    case undefined:
+      return data;
+  }
+}
+
+/** Drops everything the lost worker had loaded but keeps the run history visible. */
+function markWorkerLost(data: WorkbenchData): WorkbenchData {
+  const run = data.run;
+  const runWasActive = run.origin === 'live' && isRunActive(run.status);
+  return {
+    ...data,
+    workerLost: true,
+    model: { status: 'idle', sourceLabel: null, plan: null },
+    datasets: {},
+    run: runWasActive ? { ...run, status: 'finished', statusBeforeCommand: null, finishReason: 'failed' } : run,
+    evaluation: { ...data.evaluation, pending: null },
+    generation: { ...data.generation, pending: false },
+    exporting: { ...data.exporting, pending: false },
+  };
+}
+
+/** Folds one worker event into the state. `now` is the receive time in milliseconds. */
+export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number): WorkbenchData {
+  switch (event.kind) {
+    case 'adapter':
+      return { ...data, adapter: event.status };
+
+    case 'progress':
+      return applyProgress(data, event, now);
+
+    case 'modelPlanned':
+      return { ...data, model: { ...data.model, plan: event.plan } };
+
+    case 'modelLoaded':
+      return { ...data, model: { status: 'loaded', sourceLabel: event.source, plan: event.plan } };
+
+    case 'datasetLoaded': {
+      const summary = event.summary;
+      const state: DatasetState = { status: 'loaded', fileName: summary.fileName, summary };
+      return { ...data, datasets: { ...data.datasets, [summary.role]: state } };
+    }
+
+    case 'runState': {
+      const run = data.run;
+      // A fresh run replaces whatever the views showed, but a resumed run keeps its history.
+      const continuing = run.origin === 'live' && run.status !== 'starting' && isRunActive(run.status);
+      const base = continuing ? run : { ...idleRun(), origin: 'live' as const, label: event.method };
+      return {
+        ...data,
+        run: {
+          ...base,
+          status: event.state,
+          statusBeforeCommand: null,
+          method: event.method,
+          options: event.options,
+          numBlocks: event.numBlocks,
+        },
+      };
+    }
+
+    case 'step': {
+      const { kind: _kind, tokensPerSecond, gpuBytes, etaSeconds, ...record } = event;
+      const run = data.run;
+      const status = run.status === 'starting' || run.status === 'idle' ? 'running' : run.status;
+      return {
+        ...data,
+        run: {
+          ...run,
+          status,
+          origin: 'live',
+          numBlocks: Math.max(run.numBlocks, record.sensitivities.length),
+          steps: [...run.steps, record],
+          live: { tokensPerSecond, gpuBytes, etaSeconds },
+        },
+      };
+    }
+
+    case 'validation':
+      return { ...data, run: { ...data.run, validation: [...data.run.validation, { step: event.step, loss: event.loss }] } };
+
+    case 'evaluation': {
+      const results = data.evaluation.results;
+      const byModel = { ...results[event.metric], [event.model]: { value: event.value, count: event.count } };
+      return { ...data, evaluation: { pending: null, results: { ...results, [event.metric]: byModel } } };
+    }
+
+    case 'generation': {
+      const outputs = { ...data.generation.outputs, [event.model]: { text: event.text, done: event.done } };
+      const pending = Object.values(outputs).some((output) => !output.done);
+      return { ...data, generation: { prompt: event.prompt, pending, outputs } };
+    }
+
+    case 'exported':
+      return { ...data, exporting: { pending: false, files: event.files } };
+
+    case 'finished': {
+      const live = data.run.live ? { ...data.run.live, etaSeconds: 0 } : null;
+      return { ...data, run: { ...data.run, status: 'finished', statusBeforeCommand: null, finishReason: event.reason, live } };
+    }
+
+    case 'error': {
+      const reverted = event.fatal ? markWorkerLost(data) : revertCommand(data, event);
+      return withError(reverted, event.message, event.fatal);
+    }
+  }
+}
+
+export function createWorkbenchStore() {
+  return createStore<WorkbenchState>()((set) => ({
+    ...initialData(),
+
+    commandSent: (command) => set((state) => applyCommand(state, command)),
+
+    applyEvents: (events, now) =>
+      set((state) => {
+        let data: WorkbenchData = state;
+        for (const event of events) data = applyEvent(data, event, now);
+        return data;
+      }),
+
+    reportError: (message, fatal = false) => set((state) => withError(state, message, fatal)),
+
+    dismissError: (id) => set((state) => ({ errors: state.errors.filter((error) => error.id !== id) })),
+
+    showRunLog: (log) =>
+      set((state) => {
+        if (state.run.origin === 'live' && isRunActive(state.run.status)) {
+          return withError(state, `Stop the current run before opening ${log.fileName}.`, false);
+        }
+        return {
+          run: {
+            ...idleRun(),
+            status: 'finished',
+            origin: 'log',
+            label: log.fileName,
+            method: log.method,
+            numBlocks: log.numBlocks,
+            steps: log.steps,
+            finishReason: 'completed',
+          },
+        };
+      }),
+
+    resetForNewWorker: () => set(() => initialData()),
+  }));
+}
+
+export type WorkbenchStore = ReturnType<typeof createWorkbenchStore>;

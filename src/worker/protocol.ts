@@ -1,0 +1,254 @@
+// The typed messages between the UI thread and the worker that owns the GPU device.
+// Commands flow UI -> worker, events flow worker -> UI. Both sides send plain objects through
+// postMessage, so every field is structured-clonable (File, Blob and FileSystemDirectoryHandle
+// included) and nothing carries methods.
+
+export const REPAIR_METHODS = [
+  'irepair',
+  'irepair-kl',
+  'irepair-fixed',
+  'irepair-min',
+  'dapt',
+  'dapt-kl',
+  'dpo',
+] as const;
+
+export type RepairMethod = (typeof REPAIR_METHODS)[number];
+
+export function isRepairMethod(value: unknown): value is RepairMethod {
+  return typeof value === 'string' && (REPAIR_METHODS as readonly string[]).includes(value);
+}
+
+/** Returns true for methods that pick one block per step from the sensitivities. Baselines update every block. */
+export function isSliceMethod(method: RepairMethod): boolean {
+  return method.startsWith('irepair');
+}
+
+// ---- Commands ----
+
+export type ModelSource =
+  | {
+      kind: 'hub';
+      /** Repository id, e.g. `openai-community/gpt2`. */
+      repo: string;
+      /** Branch, tag or commit hash. */
+      revision: string;
+      /** Base URL of the Hub. Files resolve at `{endpoint}/{repo}/resolve/{revision}/{file}`. */
+      endpoint: string;
+    }
+  | {
+      kind: 'files';
+      /** The checkpoint's files, with unique base names (config.json, model.safetensors, ...). */
+      files: File[];
+    };
+
+export type DatasetRole =
+  /** Prompts with a bad (D^E) and a good (D^R) continuation. */
+  | 'repair'
+  /** Normal data D^N for the KL term. */
+  | 'normal'
+  /** Prompts for generation and toxicity evaluation. */
+  | 'prompts'
+  /** Plain text for perplexity. */
+  | 'text';
+
+export interface EarlyStoppingOptions {
+  /** Steps without an improvement of the validation loss before the run stops. */
+  patience: number;
+  /** Steps between validation checks. */
+  validateEvery: number;
+  /** Batches held out from the repair data for validation. */
+  validationBatches: number;
+}
+
+export interface RunOptions {
+  learningRate: number;
+  /** Weight of the repair NLL term in the loss alpha * NLL + KL. */
+  alpha: number;
+  batchSize: number;
+  /** Upper bound on steps, also when early stopping is on. */
+  maxSteps: number;
+  earlyStopping: EarlyStoppingOptions | null;
+  warmupSteps: number;
+  seed: number;
+  /** Adds the KL term on normal data. Implied by `irepair-kl` and `dapt-kl`. */
+  kl: boolean;
+}
+
+export type EvaluationMetric = 'perplexity' | 'toxicity';
+
+export type ModelVersion = 'original' | 'repaired';
+
+export interface GenerationOptions {
+  maxNewTokens: number;
+  /** 0 selects greedy decoding. */
+  temperature: number;
+  /** 0 disables top-k filtering. */
+  topK: number;
+  seed: number;
+}
+
+export type ExportTarget =
+  /** The worker writes the files into a folder the user picked with showDirectoryPicker. */
+  | { kind: 'directory'; handle: FileSystemDirectoryHandle }
+  /** The worker returns the files as Blobs in an `exported` event and the UI downloads them. */
+  | { kind: 'download' };
+
+export type WorkerCommand =
+  | { kind: 'loadModel'; source: ModelSource }
+  | { kind: 'loadDataset'; file: File; role: DatasetRole }
+  | { kind: 'start'; method: RepairMethod; options: RunOptions }
+  | { kind: 'pause' }
+  | { kind: 'resume' }
+  | { kind: 'stop' }
+  | { kind: 'evaluate'; metric: EvaluationMetric; models: ModelVersion[]; maxExamples: number }
+  | { kind: 'generate'; prompt: string; models: ModelVersion[]; options: GenerationOptions }
+  | { kind: 'export'; target: ExportTarget };
+
+export type WorkerCommandKind = WorkerCommand['kind'];
+
+// ---- Events ----
+
+export interface AdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** The adapter limits that decide what fits: buffer sizes, bindings, workgroup storage. */
+  limits: AdapterLimits;
+  features: string[];
+}
+
+export interface AdapterLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxStorageBuffersPerShaderStage: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupsPerDimension: number;
+}
+
+export type AdapterStatus =
+  | { available: true; adapter: AdapterSummary }
+  | {
+      available: false;
+      /**
+       * Cause of the failure. `insecure-context`: the page is not served over HTTPS or localhost.
+       * `no-api`: navigator.gpu is missing. `no-adapter`: requestAdapter returned null or failed.
+       */
+      reason: 'insecure-context' | 'no-api' | 'no-adapter';
+      detail: string;
+    };
+
+export type ProgressStage = 'download' | 'read' | 'upload' | 'tokenize' | 'evaluate' | 'export';
+
+export interface ModelPlan {
+  /** `model_type` from config.json: `gpt2` or `gpt_neo`. */
+  architecture: string;
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  vocabSize: number;
+  contextLength: number;
+  parameterCount: number;
+  /** GPU memory the engine plans to allocate for the weights, reference copies, optimizer state and activations. */
+  plannedBytes: number;
+  /** Size of the largest tensor, which decides whether it must be split across bindings. */
+  largestTensorBytes: number;
+  adapterLimits: AdapterLimits;
+  /** Reasons the model cannot run on this adapter, empty when it fits. */
+  problems: string[];
+}
+
+export interface TokenLengthSummary {
+  min: number;
+  max: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  /** Histogram buckets: `count` sequences with length in (previous upTo, upTo]. */
+  histogram: { upTo: number; count: number }[];
+}
+
+export type DatasetFormat = 'pairwise' | 'preference' | 'prompts' | 'text';
+
+export interface DatasetSummary {
+  fileName: string;
+  role: DatasetRole;
+  format: DatasetFormat;
+  rows: number;
+  /** Field names in the order the preview shows them. */
+  fields: string[];
+  /** Token length of prompt plus continuation, or of each text chunk. */
+  tokenLengths: TokenLengthSummary;
+  /** Rows longer than the context length, cut to fit. */
+  truncatedRows: number;
+  contextLength: number;
+  /** The first rows, as strings per field. */
+  preview: Record<string, string>[];
+  warnings: string[];
+}
+
+/** One step of a repair run, in the shape `run.json` stores it. */
+export interface StepRecord {
+  step: number;
+  /** L2 norm of the gradient of each block, empty for baselines. */
+  sensitivities: number[];
+  selectedBlock?: number;
+  repairLoss: number;
+  klLoss?: number;
+  lr: number;
+}
+
+export interface StepEvent extends StepRecord {
+  kind: 'step';
+  tokensPerSecond: number;
+  /** GPU memory allocated by the engine. */
+  gpuBytes: number;
+  /** Estimate from the mean step time so far, null before the first steps have been timed. */
+  etaSeconds: number | null;
+}
+
+export type FinishReason = 'completed' | 'early-stopped' | 'stopped' | 'failed';
+
+export interface ExportedFile {
+  name: string;
+  bytes: number;
+  /** File contents for the `download` target, absent when the worker wrote into a directory. */
+  blob?: Blob;
+}
+
+export type WorkerEvent =
+  | { kind: 'adapter'; status: AdapterStatus }
+  | {
+      kind: 'progress';
+      stage: ProgressStage;
+      file?: string;
+      loadedBytes: number;
+      /** 0 when the total is unknown. */
+      totalBytes: number;
+      message: string;
+    }
+  /** Sent after config.json and the safetensors headers are read, before weights upload. */
+  | { kind: 'modelPlanned'; plan: ModelPlan }
+  | { kind: 'modelLoaded'; plan: ModelPlan; source: string }
+  | { kind: 'datasetLoaded'; summary: DatasetSummary }
+  | { kind: 'runState'; state: 'running' | 'paused'; method: RepairMethod; options: RunOptions; numBlocks: number }
+  | StepEvent
+  | { kind: 'validation'; step: number; loss: number }
+  | { kind: 'evaluation'; metric: EvaluationMetric; model: ModelVersion; value: number; count: number }
+  | { kind: 'generation'; model: ModelVersion; prompt: string; text: string; done: boolean }
+  | { kind: 'exported'; files: ExportedFile[] }
+  | { kind: 'finished'; reason: FinishReason; step: number }
+  | {
+      kind: 'error';
+      message: string;
+      /** Set when the worker has no usable device left, so the UI offers a restart. */
+      fatal: boolean;
+      /** Kind of the failed command, for errors that respond to a command. */
+      command?: WorkerCommandKind;
+      /** The dataset role, when a loadDataset command failed. */
+      role?: DatasetRole;
+    };
+
+export type WorkerEventKind = WorkerEvent['kind'];
