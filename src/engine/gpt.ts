@@ -7,6 +7,7 @@
 import type { Gpu, GpuBuffer } from '../gpu/device.ts';
 import * as k from '../gpu/kernels.ts';
 import { UserError } from '../model/errors.ts';
+import type { Checkpoint } from '../model/checkpoint.ts';
 import { blockOf, type ModelConfig, type ParameterName } from '../model/types.ts';
 import {
   allocateActivations, allocateScratch, freeActivations, type Activations, type BackwardScratch,
@@ -51,7 +52,8 @@ export class GptEngine {
   }
 
   /** Creates an engine and uploads weights given as canonical name → f32 data. */
-  static fromWeights(gpu: Gpu, config: ModelConfig, weights: Map<ParameterName, Float32Array>): GptEngine {
+  static async fromWeights(gpu: Gpu, config: ModelConfig, weights: Map<ParameterName, Float32Array>): Promise<GptEngine> {
+    await gpu.compile(k.ENTRY_POINTS);
     const engine = new GptEngine(gpu, config);
     for (const [name, tensor] of engine.params) {
       const data = weights.get(name);
@@ -516,4 +518,29 @@ function conv1dWeight(buffer: GpuBuffer, N: number): k.MatrixOperand {
 /** An nn.Linear weight [N, K] as the B operand of x[M, K] · W^T. */
 function linearWeight(buffer: GpuBuffer, K: number): k.MatrixOperand {
   return { buffer, rowStride: 1, colStride: K };
+}
+
+/**
+ * Creates an engine for a checkpoint and streams its weights into GPU buffers one tensor at a
+ * time (F16 and BF16 are widened to f32 on the way). `onTensor` reports progress.
+ */
+export async function loadEngine(
+  gpu: Gpu,
+  checkpoint: Checkpoint,
+  onTensor?: (loaded: number, total: number, name: ParameterName) => void,
+): Promise<GptEngine> {
+  await gpu.compile(k.ENTRY_POINTS);
+  const engine = new GptEngine(gpu, checkpoint.config);
+  let loaded = 0;
+  try {
+    for await (const { entry, data } of checkpoint.readTensors()) {
+      engine.writeParameter(entry.name, data);
+      onTensor?.(++loaded, checkpoint.tensors.length, entry.name);
+    }
+    await gpu.sync();
+  } catch (error) {
+    engine.destroy();
+    throw error;
+  }
+  return engine;
 }

@@ -2,8 +2,11 @@
 // token embedding split into row chunks where it exceeds one storage binding.
 
 import type { Gpu, GpuBuffer, MemoryCategory } from '../gpu/device.ts';
-import type { ModelConfig, ParameterName } from '../model/types.ts';
+import { parameterShapes } from '../model/checkpoint.ts';
 import { UserError } from '../model/errors.ts';
+import type { ModelConfig, ParameterName } from '../model/types.ts';
+
+export { parameterShapes };
 
 /** Consecutive rows rowStart..rowStart+rows-1 of a [rows, C] matrix in one buffer. */
 export interface RowChunk {
@@ -18,54 +21,6 @@ export interface Tensor {
   size: number;
   /** Row chunks; every tensor but a large token embedding has exactly one. */
   chunks: RowChunk[];
-}
-
-/** Names and shapes of every parameter of a configuration, in checkpoint order. */
-export function parameterShapes(config: ModelConfig): Array<{ name: ParameterName; shape: number[] }> {
-  const C = config.hiddenSize;
-  const I = config.innerSize;
-  const shapes: Array<{ name: ParameterName; shape: number[] }> = [
-    { name: 'wte.weight', shape: [config.vocabSize, C] },
-    { name: 'wpe.weight', shape: [config.contextLength, C] },
-  ];
-  for (let l = 0; l < config.numLayers; l++) {
-    const h = `h.${l}`;
-    shapes.push({ name: `${h}.ln_1.weight`, shape: [C] }, { name: `${h}.ln_1.bias`, shape: [C] });
-    if (config.family === 'gpt2') {
-      shapes.push(
-        { name: `${h}.attn.c_attn.weight`, shape: [C, 3 * C] },
-        { name: `${h}.attn.c_attn.bias`, shape: [3 * C] },
-        { name: `${h}.attn.c_proj.weight`, shape: [C, C] },
-        { name: `${h}.attn.c_proj.bias`, shape: [C] },
-      );
-    } else {
-      shapes.push(
-        { name: `${h}.attn.attention.q_proj.weight`, shape: [C, C] },
-        { name: `${h}.attn.attention.k_proj.weight`, shape: [C, C] },
-        { name: `${h}.attn.attention.v_proj.weight`, shape: [C, C] },
-        { name: `${h}.attn.attention.out_proj.weight`, shape: [C, C] },
-        { name: `${h}.attn.attention.out_proj.bias`, shape: [C] },
-      );
-    }
-    shapes.push({ name: `${h}.ln_2.weight`, shape: [C] }, { name: `${h}.ln_2.bias`, shape: [C] });
-    if (config.family === 'gpt2') {
-      shapes.push(
-        { name: `${h}.mlp.c_fc.weight`, shape: [C, I] },
-        { name: `${h}.mlp.c_fc.bias`, shape: [I] },
-        { name: `${h}.mlp.c_proj.weight`, shape: [I, C] },
-        { name: `${h}.mlp.c_proj.bias`, shape: [C] },
-      );
-    } else {
-      shapes.push(
-        { name: `${h}.mlp.c_fc.weight`, shape: [I, C] },
-        { name: `${h}.mlp.c_fc.bias`, shape: [I] },
-        { name: `${h}.mlp.c_proj.weight`, shape: [C, I] },
-        { name: `${h}.mlp.c_proj.bias`, shape: [C] },
-      );
-    }
-  }
-  shapes.push({ name: 'ln_f.weight', shape: [C] }, { name: 'ln_f.bias', shape: [C] });
-  return shapes;
 }
 
 /** Parameter names of block `layer`, in checkpoint order. */

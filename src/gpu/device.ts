@@ -144,6 +144,24 @@ export class Gpu {
     this.device.queue.writeBuffer(target.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 
+  /**
+   * Compiles pipelines ahead of use and rejects with the compiler's message when a shader is
+   * invalid (Dawn may crash on a dispatch of an invalid pipeline instead of reporting it).
+   */
+  async compile(entries: Array<{ shaderName: string; source: string; entryPoint: string }>): Promise<void> {
+    await Promise.all(entries.map(async ({ shaderName, source, entryPoint }) => {
+      const key = `${shaderName}:${entryPoint}`;
+      if (this.pipelines.has(key)) return;
+      let module = this.modules.get(shaderName);
+      if (!module) {
+        module = this.device.createShaderModule({ label: shaderName, code: source });
+        this.modules.set(shaderName, module);
+      }
+      const pipeline = await this.device.createComputePipelineAsync({ label: key, layout: 'auto', compute: { module, entryPoint } });
+      this.pipelines.set(key, pipeline);
+    }));
+  }
+
   /** Builds (once) the pipeline of one entry point of a WGSL source. */
   pipeline(shaderName: string, source: string, entryPoint: string): GPUComputePipeline {
     const key = `${shaderName}:${entryPoint}`;

@@ -15,6 +15,33 @@ import type { Binding, Gpu, GpuBuffer } from './device.ts';
 
 const MAX_GROUPS = 65535;
 
+/** Every entry point the wrappers below dispatch, for Gpu.compile. */
+export const ENTRY_POINTS = [
+  { shaderName: 'matmul', source: matmulSource, entryPoint: 'matmul_forward' },
+  { shaderName: 'matmul', source: matmulSource, entryPoint: 'bias_backward' },
+  { shaderName: 'layernorm', source: layernormSource, entryPoint: 'layernorm_forward' },
+  { shaderName: 'layernorm', source: layernormSource, entryPoint: 'layernorm_backward' },
+  { shaderName: 'layernorm', source: layernormSource, entryPoint: 'layernorm_backward_params' },
+  { shaderName: 'attention', source: attentionSource, entryPoint: 'attention_forward' },
+  { shaderName: 'attention', source: attentionSource, entryPoint: 'attention_backward_query' },
+  { shaderName: 'attention', source: attentionSource, entryPoint: 'attention_backward_key_value' },
+  { shaderName: 'gelu', source: geluSource, entryPoint: 'gelu_forward' },
+  { shaderName: 'gelu', source: geluSource, entryPoint: 'gelu_backward' },
+  { shaderName: 'residual', source: residualSource, entryPoint: 'residual_forward' },
+  { shaderName: 'residual', source: residualSource, entryPoint: 'residual_backward' },
+  { shaderName: 'embedding', source: embeddingSource, entryPoint: 'position_forward' },
+  { shaderName: 'embedding', source: embeddingSource, entryPoint: 'token_forward' },
+  { shaderName: 'embedding', source: embeddingSource, entryPoint: 'token_backward' },
+  { shaderName: 'embedding', source: embeddingSource, entryPoint: 'position_backward' },
+  { shaderName: 'crossentropy', source: crossentropySource, entryPoint: 'crossentropy_forward' },
+  { shaderName: 'crossentropy', source: crossentropySource, entryPoint: 'crossentropy_backward' },
+  { shaderName: 'kl', source: klSource, entryPoint: 'kl_forward' },
+  { shaderName: 'kl', source: klSource, entryPoint: 'kl_backward' },
+  { shaderName: 'reduce', source: reduceSource, entryPoint: 'sum_squares_partial' },
+  { shaderName: 'reduce', source: reduceSource, entryPoint: 'sum_partial' },
+  { shaderName: 'reduce', source: reduceSource, entryPoint: 'reduce_partials' },
+];
+
 /** Splits a workgroup count over x and y, since each dimension is limited to 65535. */
 function grid(count: number): [number, number, number] {
   return [Math.min(count, MAX_GROUPS), Math.ceil(count / MAX_GROUPS), 1];

@@ -1,7 +1,9 @@
 // WebGPU under Node through Dawn (the `webgpu` package). Without a system Vulkan driver the
 // Vulkan loader is pointed at SwiftShader, which Debian's chromium package ships.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { requestDevice, type Gpu } from './device.ts';
 import { UserError } from '../model/errors.ts';
 
@@ -24,6 +26,11 @@ export async function createNodeGpu(): Promise<Gpu> {
   const useSwiftShader = choice === 'swiftshader' || (choice !== 'system' && !process.env.VK_ICD_FILENAMES && !hasGpuDevice());
   if (useSwiftShader && existsSync(SWIFTSHADER_ICD)) {
     process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  }
+  // The Vulkan loader prints an error line when XDG_RUNTIME_DIR is unset, as it is under CI and
+  // sudo; a private temporary folder silences it.
+  if (!process.env.XDG_RUNTIME_DIR) {
+    process.env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'irepair-runtime-'));
   }
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
