@@ -68,6 +68,8 @@ export class Gpu {
   readonly limits: DeviceLimits;
   /** Set by tests to exercise the splitting of tensors larger than one binding. */
   maxBindingBytes: number;
+  /** Number of dispatches recorded so far (tests use it to see that work was skipped). */
+  dispatchCount = 0;
 
   private pipelines = new Map<string, GPUComputePipeline>();
   private modules = new Map<string, GPUShaderModule>();
@@ -200,6 +202,7 @@ export class Gpu {
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    this.dispatchCount++;
   }
 
   /** Records a buffer-to-buffer copy after the dispatches recorded so far. */
