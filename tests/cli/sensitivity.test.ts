@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ModelConfig } from '../../src/model/types.ts';
 import { writeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/tiny-checkpoint.ts';
 import { tinyVocabulary, writeTinyTokenizer } from '../helpers/tiny-tokenizer.ts';
@@ -126,7 +126,15 @@ describe('irepair sensitivity matches the float64 reference', () => {
 });
 
 describe('irepair sensitivity rejects bad input with one message', () => {
-  const model = join(root, 'model-0');
+  const model = join(root, 'valid-model');
+  beforeAll(async () => {
+    await writeTinyCheckpoint(model, {
+      family: 'gpt2', vocabSize: Object.keys(vocab).length, numLayers: 1, hiddenSize: 8, numHeads: 2, contextLength: 16,
+      writeTokenizer: async (d) => {
+        writeTinyTokenizer(d, { format: 'tokenizer.json' });
+      },
+    });
+  });
 
   const cases: Array<{ name: string; prepare: () => string[] | Promise<string[]>; message: RegExp }> = [
     {
