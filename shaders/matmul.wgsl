@@ -45,20 +45,32 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id
   for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
 
   for (var k0 = 0u; k0 < p.K; k0 += TILE_K) {
-    // 256 threads stage 1024 values of each tile: 4 each, zero outside the matrices.
+    // 256 threads stage 1024 values of each tile: 4 each, zero outside the matrices. Neighbouring
+    // threads read neighbouring addresses: along k when the operand is contiguous in k, else
+    // along the other axis, so the global loads coalesce for every layout.
     for (var s = 0u; s < 4u; s++) {
       let e = li + s * 256u;
-      let kk = e / TILE_M;
-      let mm = e % TILE_M;
-      let gk = k0 + kk;
+      var kk = e / TILE_M;
+      var mm = e % TILE_M;
+      if (p.a_col_stride == 1u) {
+        kk = e % TILE_K;
+        mm = e / TILE_K;
+      }
       let gi = row0 + mm;
       var av = 0.0;
-      if (gk < p.K && gi < p.M) { av = a[p.a_offset + gi * p.a_row_stride + gk * p.a_col_stride]; }
+      if (k0 + kk < p.K && gi < p.M) { av = a[p.a_offset + gi * p.a_row_stride + (k0 + kk) * p.a_col_stride]; }
       a_tile[kk * TILE_M + mm] = av;
-      let gj = col0 + mm;
+
+      var kb = e / TILE_N;
+      var nb = e % TILE_N;
+      if (p.b_row_stride == 1u && p.b_col_stride != 1u) {
+        kb = e % TILE_K;
+        nb = e / TILE_K;
+      }
+      let gj = col0 + nb;
       var bv = 0.0;
-      if (gk < p.K && gj < p.N) { bv = b[p.b_offset + gk * p.b_row_stride + gj * p.b_col_stride]; }
-      b_tile[kk * TILE_N + mm] = bv;
+      if (k0 + kb < p.K && gj < p.N) { bv = b[p.b_offset + (k0 + kb) * p.b_row_stride + gj * p.b_col_stride]; }
+      b_tile[kb * TILE_N + nb] = bv;
     }
     workgroupBarrier();
 

@@ -104,6 +104,12 @@ export class Gpu {
 
   createBuffer(label: string, bytes: number, category: MemoryCategory, extraUsage = 0): GpuBuffer {
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    // Every storage buffer is bound whole, except tensors split into row chunks before they get here.
+    if (size > this.limits.maxStorageBufferBindingSize) {
+      throw new UserError(
+        `${label} needs a ${formatBytes(size)} GPU buffer, more than this device's maxStorageBufferBindingSize of ${formatBytes(this.limits.maxStorageBufferBindingSize)}. Use a smaller batch size or sequence length.`,
+      );
+    }
     if (size > this.limits.maxBufferSize) {
       throw new UserError(
         `${label} needs a ${formatBytes(size)} GPU buffer, more than this device's maxBufferSize of ${formatBytes(this.limits.maxBufferSize)}. Use a smaller batch size or sequence length.`,
