@@ -46,7 +46,8 @@ export default defineConfig({
     { name: 'unit', testMatch: /unit\/.*\.spec\.ts$/ },
     {
       name: 'webgpu',
-      testMatch: /app\.spec\.ts$/,
+      testMatch: /e2e\/[^/]+\.spec\.ts$/,
+      testIgnore: /no-webgpu\.spec\.ts$/,
       use: {
         launchOptions: {
           executablePath: CHROMIUM,

@@ -72,9 +72,9 @@ test('model drop without config.json is rejected', async ({ page }) => {
   await expect(banner).toContainText('None of the 1 dropped files');
 });
 
-test('model folder reaches the worker without unrelated files', async ({ page }) => {
+test('incomplete config.json is named', async ({ page }) => {
   const root = mkdtempSync(join(tmpdir(), 'irepair-e2e-'));
-  const folder = join(root, 'tiny-gpt2');
+  const folder = join(root, 'broken-gpt2');
   mkdirSync(folder);
   writeFileSync(join(folder, 'config.json'), '{"model_type": "gpt2"}');
   writeFileSync(join(folder, 'model.safetensors'), 'placeholder');
@@ -83,16 +83,20 @@ test('model folder reaches the worker without unrelated files', async ({ page })
 
   await page.getByTestId('model-dropzone-folder-input').setInputFiles(folder);
 
-  // The worker in this build rejects loadModel as not implemented. Its message counts the files
-  // it received, which shows that README.md was left out.
-  await expect(page.getByTestId('error-message')).toContainText('3 local files');
+  await expect(page.getByTestId('error-message')).toContainText('config.json: field "vocab_size" is missing');
+  // The failed load is undone, so the model can be dropped again.
+  await expect(page.getByTestId('model-status')).not.toContainText('Loading');
+  await expect(page.getByTestId('hub-load')).toBeEnabled();
 });
 
-test('Hub load reaches the worker', async ({ page }) => {
+test('unreachable Hub endpoint is named', async ({ page }) => {
+  // Port 9 (discard) on the loopback interface has no server, so the connection is refused.
+  const endpoint = 'http://127.0.0.1:9';
   await page.getByTestId('hub-model-input').fill('EleutherAI/gpt-neo-125m');
   await expect(page.getByTestId('model-preview')).toContainText('GPT-Neo');
+  await page.getByTestId('hub-endpoint-input').fill(endpoint);
   await page.getByTestId('hub-load').click();
-  await expect(page.getByTestId('error-message')).toContainText('EleutherAI/gpt-neo-125m');
+  await expect(page.getByTestId('error-message')).toContainText(`Cannot reach ${endpoint}/EleutherAI/gpt-neo-125m/resolve/main/config.json`);
   // The failed load is undone, so the button is usable again.
   await expect(page.getByTestId('hub-load')).toBeEnabled();
 });
@@ -105,11 +109,33 @@ test('invalid Hub id is named', async ({ page }) => {
 
 test('malformed dataset drop shows an error', async ({ page }) => {
   await dropFiles(page, page.getByTestId('dataset-dropzone'), [
-    { name: 'bad.jsonl', content: '{"prompt_text": "a", "pert_gen_text": "b"\n{broken' },
+    { name: 'bad.jsonl', content: '{"prompt_text": "a", "pert_gen_text": "b", "unpert_gen_text": "c"}\n{broken' },
   ]);
-  // TODO: once the worker parses datasets, also expect the line number ("line 2") here.
-  await expect(page.getByTestId('error-message')).toContainText('bad.jsonl');
+  await expect(page.getByTestId('error-message')).toContainText('bad.jsonl line 2: not valid JSON');
   await expect(page.getByTestId('dataset-summary')).toContainText('No repair data loaded');
+});
+
+test('dataset row without a field names line and field', async ({ page }) => {
+  const rows = ['prompt,rejected,chosen', 'Hello,stupid,there', 'The cat,,sat'];
+  await dropFiles(page, page.getByTestId('dataset-dropzone'), [{ name: 'pairs.csv', content: rows.join('\n') }]);
+  await expect(page.getByTestId('error-message')).toContainText('pairs.csv line 3: field "rejected" is empty');
+  await expect(page.getByTestId('dataset-summary')).toContainText('No repair data loaded');
+});
+
+test('dataset summary shows format and preview before a model loads', async ({ page }) => {
+  const rows = [
+    { prompt_text: 'The cat sat', pert_gen_text: ' on you', unpert_gen_text: ' on the mat' },
+    { prompt_text: 'Hello', pert_gen_text: ' stupid', unpert_gen_text: ' there' },
+  ];
+  await dropFiles(page, page.getByTestId('dataset-dropzone'), [
+    { name: 'pairs.jsonl', content: rows.map((row) => JSON.stringify(row)).join('\n') },
+  ]);
+  const summary = page.getByTestId('dataset-summary');
+  await expect(summary).toContainText('pairwise toxicity');
+  await expect(summary).toContainText('Token lengths and truncation show once a model is loaded');
+  await expect(page.getByTestId('dataset-preview').locator('tbody tr')).toHaveCount(2);
+  await expect(page.getByTestId('dataset-preview')).toContainText('on the mat');
+  await expect(page.getByTestId('error-message')).toHaveCount(0);
 });
 
 test('dataset of an unsupported type is rejected', async ({ page }) => {

@@ -15,12 +15,20 @@
 // invocation reaches each barrier.
 // The backward pass runs attention_backward_query first (it writes dq and the score gradients
 // into datt), then attention_backward_key_value (dk and dv), so no two threads sum into one value.
+//
+// Dropout on the attention probabilities (training steps only): the values are weighted by
+// att[t, s] * mask(t, s) with mask = scale or 0, drawn by dropout_bits (the same hash as in
+// dropout.wgsl) from the index of att[t, s]. att keeps the probabilities before dropout, and
+// the backward pass redraws the mask. dropout_threshold 0 turns dropout off (mask 1).
 
 struct Params {
   B: u32, T: u32, C: u32, NH: u32,
   // 0 for global attention.
   window: u32,
   scale: f32,
+  dropout_threshold: u32,
+  dropout_key: u32,
+  dropout_scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -58,6 +66,24 @@ fn reduce_sum(lid: u32, v: f32) -> f32 {
   let result = partial[0];
   workgroupBarrier();
   return result;
+}
+
+// Must match pcg_hash and dropout_bits in dropout.wgsl.
+fn pcg_hash(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn dropout_bits(key: u32, i: u32) -> u32 {
+  return pcg_hash(pcg_hash(i ^ key) + key);
+}
+
+// The dropout factor of att element i: 1 without dropout, else scale for kept and 0 for dropped.
+fn dropout_mask(i: u32) -> f32 {
+  if (p.dropout_threshold == 0u) { return 1.0; }
+  if (dropout_bits(p.dropout_key, i) >= p.dropout_threshold) { return p.dropout_scale; }
+  return 0.0;
 }
 
 fn band_start(t: u32) -> u32 {
@@ -117,14 +143,16 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation
 
   for (var d = lid; d < hd && valid; d += WG) {
     var acc = 0.0;
-    for (var s = lo; s <= t; s++) { acc = fma(att[att_base + s], qkv[qkv_index(b, s, 2u, h, d)], acc); }
+    for (var s = lo; s <= t; s++) {
+      acc = fma(att[att_base + s] * dropout_mask(att_base + s), qkv[qkv_index(b, s, 2u, h, d)], acc);
+    }
     out[(b * p.T + t) * p.C + h * hd + d] = acc;
   }
 }
 
-// For row t: datt[t, s] = dout[t] . v[s]; the score gradient is
-// att[t, s] * (datt[t, s] - sum_s' att[t, s'] * datt[t, s']), stored in datt; then
-// dq[t] = scale * sum_s dscore[t, s] * k[s].
+// For row t: datt[t, s] = mask(t, s) * (dout[t] . v[s]), the gradient of the probability
+// before dropout; the score gradient is att[t, s] * (datt[t, s] - sum_s' att[t, s'] * datt[t, s']),
+// stored in datt; then dq[t] = scale * sum_s dscore[t, s] * k[s].
 @compute @workgroup_size(64, 1, 1)
 fn attention_backward_query(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row_id = wg.x + wg.y * 65535u;
@@ -144,6 +172,7 @@ fn attention_backward_query(@builtin(workgroup_id) wg: vec3u, @builtin(local_inv
   for (var s = lo + lid; s <= t; s += WG) {
     var dot = 0.0;
     for (var d = 0u; d < hd; d++) { dot = fma(row_vec[d], qkv[qkv_index(b, s, 2u, h, d)], dot); }
+    dot *= dropout_mask(att_base + s);
     if (valid) { datt[att_base + s] = dot; }
     local_sum += dot * att[att_base + s];
   }
@@ -166,7 +195,8 @@ fn attention_backward_query(@builtin(workgroup_id) wg: vec3u, @builtin(local_inv
   }
 }
 
-// For column s: dk[s] = scale * sum_t dscore[t, s] * q[t] and dv[s] = sum_t att[t, s] * dout[t],
+// For column s: dk[s] = scale * sum_t dscore[t, s] * q[t] and
+// dv[s] = sum_t att[t, s] * mask(t, s) * dout[t],
 // over the rows t that attend to s (s <= t, and t < s + window for local layers).
 @compute @workgroup_size(64, 1, 1)
 fn attention_backward_key_value(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -186,7 +216,7 @@ fn attention_backward_key_value(@builtin(workgroup_id) wg: vec3u, @builtin(local
     for (var t = s; t < hi; t++) {
       let a_index = (bh * p.T + t) * p.T + s;
       dk = fma(datt[a_index], qkv[qkv_index(b, t, 0u, h, d)], dk);
-      dv = fma(att[a_index], dout[(b * p.T + t) * p.C + h * hd + d], dv);
+      dv = fma(att[a_index] * dropout_mask(a_index), dout[(b * p.T + t) * p.C + h * hd + d], dv);
     }
     dqkv[qkv_index(b, s, 1u, h, d)] = dk * p.scale;
     dqkv[qkv_index(b, s, 2u, h, d)] = dv;

@@ -3,8 +3,11 @@
 
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../model/errors.ts';
+import { registerEval } from './eval.ts';
 import { registerInspect } from './inspect.ts';
+import { registerRepair } from './repair.ts';
 import { registerSensitivity } from './sensitivity.ts';
+import { registerToxicity } from './toxicity.ts';
 
 export function buildProgram(): Command {
   const program = new Command('irepair')
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerInspect(program);
   registerSensitivity(program);
+  registerRepair(program);
+  registerEval(program);
+  registerToxicity(program);
   return program;
 }
 

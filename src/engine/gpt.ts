@@ -15,6 +15,21 @@ import {
 import {
   allocateTensor, blockParameterNames, destroyTensor, downloadTensor, parameterShapes, single, uploadTensor, type Tensor,
 } from './parameters.ts';
+import {
+  attentionProbabilitySite, attentionResidualSite, dropoutSiteKey, DROPOUT_SITE_EMBEDDING, mlpResidualSite,
+} from './dropout.ts';
+
+/**
+ * Options of a forward pass.
+ * - parameters: tensors used in place of the engine's parameters of the same names. The KL
+ *   reference model is the engine with the original copies of the blocks a repair has changed.
+ * - dropout: training-mode dropout with the probabilities of the model's config and masks drawn
+ *   from `seed`; the backward pass redraws the same masks. Absent or null in evaluation.
+ */
+export interface ForwardOptions {
+  parameters?: ReadonlyMap<ParameterName, Tensor>;
+  dropout?: { seed: number } | null;
+}
 
 /** Token ids with next-token targets and per-position loss weights (see src/data). */
 export interface LossBatch {
@@ -39,6 +54,8 @@ export class GptEngine {
   private partials: GpuBuffer;
   private scalars: GpuBuffer;
   private tokenGroups: { groups: GpuBuffer; positions: GpuBuffer; count: number } | null = null;
+  /** Dropout seed of the last forward pass, which its backward pass must reuse; null without dropout. */
+  private dropoutSeed: number | null = null;
 
   constructor(gpu: Gpu, config: ModelConfig) {
     this.gpu = gpu;
@@ -143,30 +160,36 @@ export class GptEngine {
   // ---------------------------------------------------------------------------------------------
   // Forward
 
-  /** Records the forward pass of tokens [B, T] to logits, stored in the activations. */
-  forward(tokens: Int32Array, B: number, T: number, forBackward = true): Activations {
+  /**
+   * Records the forward pass of tokens [B, T] to logits, stored in the activations.
+   * See ForwardOptions for parameter substitution and dropout.
+   */
+  forward(tokens: Int32Array, B: number, T: number, forBackward = true, options: ForwardOptions = {}): Activations {
     const acts = this.prepare(B, T, forBackward);
     const { gpu, config } = this;
     const C = config.hiddenSize;
     const BT = B * T;
+    const weight = (name: ParameterName) => options.parameters?.get(name) ?? this.param(name);
+    this.dropoutSeed = options.dropout ? options.dropout.seed >>> 0 : null;
     gpu.write(acts.tokens, tokens);
 
     const embedShape = { BT, T, C };
-    k.positionForward(gpu, embedShape, single(this.param('wpe.weight')), acts.layers[0].residual);
-    for (const chunk of this.param('wte.weight').chunks) {
+    k.positionForward(gpu, embedShape, single(weight('wpe.weight')), acts.layers[0].residual);
+    for (const chunk of weight('wte.weight').chunks) {
       k.tokenForward(gpu, embedShape, acts.tokens, chunk.buffer, chunk.rowStart, chunk.rows, acts.layers[0].residual);
     }
+    this.dropout('forward', DROPOUT_SITE_EMBEDDING, config.dropout.embedding, BT * C, acts.layers[0].residual);
 
     for (let l = 0; l < config.numLayers; l++) {
       const out = l + 1 < config.numLayers ? acts.layers[l + 1].residual : acts.residualOut;
-      this.blockForward(l, acts, out);
+      this.blockForward(l, acts, out, weight);
     }
 
     k.layernormForward(gpu, BT, C, config.layerNormEpsilon, acts.residualOut,
-      single(this.param('ln_f.weight')), single(this.param('ln_f.bias')), acts.lnf, acts.lnfMean, acts.lnfRstd);
+      single(weight('ln_f.weight')), single(weight('ln_f.bias')), acts.lnf, acts.lnfMean, acts.lnfRstd);
     // The output head is tied to the token embedding: logits = lnf · wte^T, one vocabulary chunk at a time.
     const V = config.vocabSize;
-    for (const chunk of this.param('wte.weight').chunks) {
+    for (const chunk of weight('wte.weight').chunks) {
       k.matmul(gpu, { M: BT, N: chunk.rows, K: C },
         { buffer: acts.lnf, rowStride: C, colStride: 1 },
         { buffer: chunk.buffer, rowStride: 1, colStride: C },
@@ -175,7 +198,7 @@ export class GptEngine {
     return acts;
   }
 
-  private blockForward(l: number, acts: Activations, out: GpuBuffer): void {
+  private blockForward(l: number, acts: Activations, out: GpuBuffer, weight: (name: ParameterName) => Tensor): void {
     const { gpu, config } = this;
     const { B, T } = acts;
     const BT = B * T;
@@ -183,7 +206,7 @@ export class GptEngine {
     const I = config.innerSize;
     const h = `h.${l}`;
     const a = acts.layers[l];
-    const p = (name: string) => single(this.param(`${h}.${name}`));
+    const p = (name: string) => single(weight(`${h}.${name}`));
 
     k.layernormForward(gpu, BT, C, config.layerNormEpsilon, a.residual, p('ln_1.weight'), p('ln_1.bias'), a.ln1, a.ln1Mean, a.ln1Rstd);
     const x = { buffer: a.ln1, rowStride: C, colStride: 1 };
@@ -206,6 +229,7 @@ export class GptEngine {
       k.matmul(gpu, { M: BT, N: C, K: C }, attOut, linearWeight(p('attn.attention.out_proj.weight'), C),
         { buffer: acts.projection, rowStride: C }, { bias: p('attn.attention.out_proj.bias') });
     }
+    this.dropout('forward', attentionResidualSite(l), config.dropout.residual, BT * C, acts.projection);
     k.residualForward(gpu, BT * C, a.residual, acts.projection, a.residualAfterAttention);
 
     k.layernormForward(gpu, BT, C, config.layerNormEpsilon, a.residualAfterAttention, p('ln_2.weight'), p('ln_2.bias'), a.ln2, a.ln2Mean, a.ln2Rstd);
@@ -216,6 +240,7 @@ export class GptEngine {
     const projWeight = config.family === 'gpt2' ? conv1dWeight(p('mlp.c_proj.weight'), C) : linearWeight(p('mlp.c_proj.weight'), I);
     k.matmul(gpu, { M: BT, N: C, K: I }, { buffer: a.fcGelu, rowStride: I, colStride: 1 }, projWeight,
       { buffer: acts.projection, rowStride: C }, { bias: p('mlp.c_proj.bias') });
+    this.dropout('forward', mlpResidualSite(l), config.dropout.residual, BT * C, acts.projection);
     k.residualForward(gpu, BT * C, a.residualAfterAttention, acts.projection, out);
   }
 
@@ -226,15 +251,28 @@ export class GptEngine {
       B, T, C: config.hiddenSize, NH: config.numHeads,
       window: local ? config.windowSize : 0,
       scale: config.scaleAttention ? 1 / Math.sqrt(config.hiddenSize / config.numHeads) : 1,
+      dropout: this.dropoutMaskFor(attentionProbabilitySite(l), config.dropout.attention) ?? undefined,
     };
   }
 
+  /** Returns the mask of one dropout site in the current forward pass, or null when dropout is off there. */
+  private dropoutMaskFor(site: number, probability: number): k.DropoutMask | null {
+    if (this.dropoutSeed === null || probability <= 0) return null;
+    return k.dropoutMask(probability, dropoutSiteKey(this.dropoutSeed, site));
+  }
+
+  /** Applies one site's dropout mask in place, in the forward direction or to a gradient. */
+  private dropout(direction: 'forward' | 'backward', site: number, probability: number, n: number, x: GpuBuffer): void {
+    const mask = this.dropoutMaskFor(site, probability);
+    if (mask) k.dropout(this.gpu, direction, n, mask, x);
+  }
+
   /** Records forward and cross-entropy; the loss is summed into scalar slot `slot`. */
-  lossForward(batch: LossBatch, forBackward: boolean, slot = 0): Activations {
+  lossForward(batch: LossBatch, forBackward: boolean, slot = 0, options: ForwardOptions = {}): Activations {
     const { gpu } = this;
     const B = batch.batchSize;
     const T = batch.seqLen;
-    const acts = this.forward(batch.tokens, B, T, forBackward);
+    const acts = this.forward(batch.tokens, B, T, forBackward, options);
     gpu.write(acts.targets, batch.targets);
     gpu.write(acts.lossWeights, batch.weights);
     k.crossentropyForward(gpu, B * T, this.config.vocabSize, acts.logits, acts.targets, acts.lossWeights, acts.losses, acts.lse);
@@ -245,6 +283,64 @@ export class GptEngine {
   /** Reads scalar slots written by reductions. */
   async readScalars(count: number): Promise<Float32Array> {
     return this.gpu.readFloat32(this.scalars, 0, count);
+  }
+
+  /** Reads the per-position losses [B*T] of the last lossForward or klForward. */
+  async readPositionLosses(acts: Activations): Promise<Float32Array> {
+    return this.gpu.readFloat32(acts.losses, 0, acts.B * acts.T);
+  }
+
+  /**
+   * Records forward and the KL divergence of this model's next-token distributions from
+   * `referenceLogits` [B*T, V] (logits of the same tokens), weighted per position by
+   * batch.weights and summed into scalar slot `slot`.
+   */
+  klForward(batch: LossBatch, referenceLogits: GpuBuffer, slot: number, options: ForwardOptions = {}): Activations {
+    const { gpu, config } = this;
+    const BT = batch.batchSize * batch.seqLen;
+    const acts = this.forward(batch.tokens, batch.batchSize, batch.seqLen, true, options);
+    gpu.write(acts.lossWeights, batch.weights);
+    k.klForward(gpu, BT, config.vocabSize, acts.logits, referenceLogits, acts.lossWeights, acts.losses, acts.lse);
+    k.reduce(gpu, 'sum', BT, acts.losses, this.partials, this.scalars, slot, false);
+    return acts;
+  }
+
+  /** Records the backward pass of the KL divergence whose forward klForward recorded. */
+  klBackward(acts: Activations, batch: LossBatch, referenceLogits: GpuBuffer, options: { accumulate?: boolean } = {}): void {
+    k.klBackward(this.gpu, acts.B * acts.T, this.config.vocabSize, acts.logits, referenceLogits, acts.lossWeights, acts.lse);
+    this.backwardFromLogits(acts, batch.tokens, { accumulate: options.accumulate });
+  }
+
+  /**
+   * Records a forward pass without dropout and copies its logits [B*T, V] into `out`. With
+   * `parameters`, it is the forward pass of the KL reference model.
+   */
+  logitsInto(tokens: Int32Array, B: number, T: number, out: GpuBuffer, parameters?: ReadonlyMap<ParameterName, Tensor>): void {
+    const acts = this.forward(tokens, B, T, false, { parameters });
+    this.gpu.copy(acts.logits, 0, out, 0, B * T * this.config.vocabSize * 4);
+  }
+
+  /**
+   * Records the backward pass of the weighted NLL whose forward lossForward recorded. `weights`
+   * replace the batch's per-position weights for the gradient (a scaled loss, or DPO's weights).
+   */
+  lossBackward(acts: Activations, batch: LossBatch, options: { weights?: Float32Array; accumulate?: boolean } = {}): void {
+    if (options.weights) this.gpu.write(acts.lossWeights, options.weights);
+    k.crossentropyBackward(this.gpu, acts.B * acts.T, this.config.vocabSize, acts.logits, acts.targets, acts.lossWeights, acts.lse);
+    this.backwardFromLogits(acts, batch.tokens, { accumulate: options.accumulate });
+  }
+
+  /** Records the sum of squares of every gradient tensor into scalar slot `slot`. */
+  gradientSquaredNormInto(slot: number): void {
+    let first = true;
+    for (const tensor of this.grads.values()) {
+      const rowSize = tensor.size / tensor.shape[0];
+      for (const chunk of tensor.chunks) {
+        k.reduce(this.gpu, 'squares', chunk.rows * rowSize, chunk.buffer, this.partials, this.scalars, slot, !first);
+        first = false;
+      }
+    }
+    if (first) this.gpu.clear(this.scalars, slot * 4, 4);
   }
 
   /** The weighted NLL of a batch (no gradients). */
@@ -305,7 +401,23 @@ export class GptEngine {
       options.onBlockDone?.(l);
     }
 
-    if (embeddingsTrainable) this.embeddingBackward(acts, tokens, s.dResidual, accumulate);
+    if (embeddingsTrainable) {
+      this.dropout('backward', DROPOUT_SITE_EMBEDDING, config.dropout.embedding, BT * C, s.dResidual);
+      this.embeddingBackward(acts, tokens, s.dResidual, accumulate);
+    }
+  }
+
+  /**
+   * Returns the gradient of a residual branch's output before its dropout: s.dResidual itself
+   * without dropout, else a masked copy in s.dLn. s.dLn is free until the gradient of the
+   * branch's input LayerNorm overwrites it.
+   */
+  private branchGradient(site: number, s: BackwardScratch, n: number): GpuBuffer {
+    const mask = this.dropoutMaskFor(site, this.config.dropout.residual);
+    if (!mask) return s.dResidual;
+    this.gpu.copy(s.dResidual, 0, s.dLn, 0, n * 4);
+    k.dropout(this.gpu, 'backward', n, mask, s.dLn);
+    return s.dLn;
   }
 
   /** Lowest block index with a gradient buffer, or L when no block is trainable. */
@@ -345,9 +457,10 @@ export class GptEngine {
     };
     const gpt2 = config.family === 'gpt2';
 
-    // MLP: out = residualAfterAttention + gelu(ln2 · Wfc + bfc) · Wproj + bproj.
+    // MLP: out = residualAfterAttention + dropout(gelu(ln2 · Wfc + bfc) · Wproj + bproj).
+    const dMlpOut = this.branchGradient(mlpResidualSite(l), s, BT * C);
     this.linearBackward({ M: BT, N: C, K: I }, gpt2, { buffer: a.fcGelu, rowStride: I }, p('mlp.c_proj.weight'),
-      { buffer: s.dResidual, rowStride: C }, { buffer: s.dFcGelu, rowStride: I },
+      { buffer: dMlpOut, rowStride: C }, { buffer: s.dFcGelu, rowStride: I },
       g('mlp.c_proj.weight'), g('mlp.c_proj.bias'), accumulate);
     k.geluBackward(gpu, BT * I, a.fc, s.dFcGelu, s.dFc);
     this.linearBackward({ M: BT, N: I, K: C }, gpt2, { buffer: a.ln2, rowStride: C }, p('mlp.c_fc.weight'),
@@ -356,10 +469,11 @@ export class GptEngine {
     k.layernormBackward(gpu, BT, C, a.residualAfterAttention, p('ln_2.weight'), a.ln2Mean, a.ln2Rstd, s.dLn, s.dResidual, true);
     this.layernormParamsBackward(`${h}.ln_2`, BT, a.residualAfterAttention, a.ln2Mean, a.ln2Rstd, s.dLn, accumulate);
 
-    // Attention: residualAfterAttention = residual + attention(ln1) · Wo + bo.
+    // Attention: residualAfterAttention = residual + dropout(attention(ln1) · Wo + bo).
     const outName = gpt2 ? 'attn.c_proj' : 'attn.attention.out_proj';
+    const dAttentionOut = this.branchGradient(attentionResidualSite(l), s, BT * C);
     this.linearBackward({ M: BT, N: C, K: C }, gpt2, { buffer: a.attOut, rowStride: C }, p(`${outName}.weight`),
-      { buffer: s.dResidual, rowStride: C }, { buffer: s.dAttOut, rowStride: C },
+      { buffer: dAttentionOut, rowStride: C }, { buffer: s.dAttOut, rowStride: C },
       g(`${outName}.weight`), g(`${outName}.bias`), accumulate);
     k.attentionBackward(gpu, this.attentionShape(l, B, T), a.qkv, a.att, s.dAttOut, s.dAtt, s.dQkv);
     if (gpt2) {
@@ -463,9 +577,8 @@ export class GptEngine {
   async lossAndGradients(batch: LossBatch, options: { accumulate?: boolean; scale?: number } = {}): Promise<number> {
     const scale = options.scale ?? 1;
     const acts = this.lossForward(batch, true);
-    if (scale !== 1) this.gpu.write(acts.lossWeights, batch.weights.map((w) => w * scale));
-    k.crossentropyBackward(this.gpu, batch.batchSize * batch.seqLen, this.config.vocabSize, acts.logits, acts.targets, acts.lossWeights, acts.lse);
-    this.backwardFromLogits(acts, batch.tokens, { accumulate: options.accumulate });
+    const weights = scale !== 1 ? batch.weights.map((w) => w * scale) : undefined;
+    this.lossBackward(acts, batch, { weights, accumulate: options.accumulate });
     return (await this.readScalars(1))[0];
   }
 

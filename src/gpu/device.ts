@@ -126,6 +126,9 @@ export class Gpu {
   }
 
   destroyBuffer(buffer: GpuBuffer): void {
+    // Commands recorded but not yet submitted may use the buffer. A buffer destroyed before the
+    // submit fails the whole command buffer, but one destroyed after it stays valid for it.
+    this.flush();
     this.account[buffer.category] -= buffer.bytes;
     buffer.buffer.destroy();
   }
@@ -202,7 +205,8 @@ export class Gpu {
     }
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     if (!this.pass) {
-      this.encoder = this.device.createCommandEncoder();
+      // A copy or clear recorded since the last pass ended is in the current encoder; keep it.
+      if (!this.encoder) this.encoder = this.device.createCommandEncoder();
       this.pass = this.encoder.beginComputePass();
     }
     this.pass.setPipeline(pipeline);

@@ -4,6 +4,7 @@
 
 import attentionSource from '../../shaders/attention.wgsl?raw';
 import crossentropySource from '../../shaders/crossentropy.wgsl?raw';
+import dropoutSource from '../../shaders/dropout.wgsl?raw';
 import embeddingSource from '../../shaders/embedding.wgsl?raw';
 import geluSource from '../../shaders/gelu.wgsl?raw';
 import klSource from '../../shaders/kl.wgsl?raw';
@@ -40,6 +41,8 @@ export const ENTRY_POINTS = [
   { shaderName: 'reduce', source: reduceSource, entryPoint: 'sum_squares_partial' },
   { shaderName: 'reduce', source: reduceSource, entryPoint: 'sum_partial' },
   { shaderName: 'reduce', source: reduceSource, entryPoint: 'reduce_partials' },
+  { shaderName: 'dropout', source: dropoutSource, entryPoint: 'dropout_forward' },
+  { shaderName: 'dropout', source: dropoutSource, entryPoint: 'dropout_backward' },
 ];
 
 /** Splits a workgroup count over x and y, since each dimension is limited to 65535. */
@@ -147,10 +150,13 @@ export interface AttentionShape {
   /** 0 for global attention. */
   window: number;
   scale: number;
+  /** Dropout on the attention probabilities; absent in evaluation. */
+  dropout?: DropoutMask;
 }
 
 function attentionParams(s: AttentionShape): ArrayBuffer {
-  return uniforms([s.B, s.T, s.C, s.NH, s.window, { f32: s.scale }]);
+  const mask = s.dropout ?? NO_DROPOUT;
+  return uniforms([s.B, s.T, s.C, s.NH, s.window, { f32: s.scale }, mask.threshold, mask.key, { f32: mask.scale }]);
 }
 
 export function attentionForward(gpu: Gpu, shape: AttentionShape, qkv: GpuBuffer, att: GpuBuffer, out: GpuBuffer): void {
@@ -255,6 +261,34 @@ export function klForward(
 export function klBackward(gpu: Gpu, R: number, V: number, logits: GpuBuffer, refLogits: GpuBuffer, weights: GpuBuffer, stats: GpuBuffer): void {
   const pipeline = gpu.pipeline('kl', klSource, 'kl_backward');
   gpu.dispatch(pipeline, uniforms([R, V]), { 1: logits, 2: refLogits, 3: weights, 5: stats }, grid(R));
+}
+
+/**
+ * One dropout mask: element i is kept (and multiplied by `scale`) when a hash of `key` and i is at
+ * least `threshold`. See dropout.wgsl.
+ */
+export interface DropoutMask {
+  key: number;
+  threshold: number;
+  scale: number;
+}
+
+const NO_DROPOUT: DropoutMask = { key: 0, threshold: 0, scale: 1 };
+
+/** Returns the mask parameters for dropout probability `probability` (0 <= p <= 1) and a u32 key. */
+export function dropoutMask(probability: number, key: number): DropoutMask {
+  if (!(probability >= 0 && probability <= 1)) throw new Error(`dropout probability ${probability} is not in [0, 1]`);
+  // p = 1 drops everything: the largest threshold keeps at most the one hash value 2^32 - 1,
+  // and a scale of 0 zeroes that one too.
+  const threshold = Math.min(0xffffffff, Math.floor(probability * 2 ** 32));
+  return { key: key >>> 0, threshold, scale: probability >= 1 ? 0 : 1 / (1 - probability) };
+}
+
+/** x = dropout(x) in place (forward) or dx = dropout'(dx) in place (backward, the same mask). */
+export function dropout(gpu: Gpu, direction: 'forward' | 'backward', n: number, mask: DropoutMask, x: Binding): void {
+  if (mask.threshold === 0) return;
+  const pipeline = gpu.pipeline('dropout', dropoutSource, direction === 'forward' ? 'dropout_forward' : 'dropout_backward');
+  gpu.dispatch(pipeline, uniforms([n, mask.key, mask.threshold, { f32: mask.scale }]), { 1: x }, elementGrid(n));
 }
 
 const REDUCE_CHUNK = 4096;

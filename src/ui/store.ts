@@ -80,6 +80,8 @@ export interface RunState {
   validation: { step: number; loss: number }[];
   live: LiveStats | null;
   finishReason: FinishReason | null;
+  /** Information from the worker about this run, such as a reduced validation split. */
+  notices: string[];
 }
 
 export interface GenerationState {
@@ -139,6 +141,7 @@ function idleRun(): RunState {
     validation: [],
     live: null,
     finishReason: null,
+    notices: [],
   };
 }
 
@@ -349,6 +352,9 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
 
     case 'exported':
       return { ...data, exporting: { pending: false, files: event.files } };
+
+    case 'notice':
+      return { ...data, run: { ...data.run, notices: [...data.run.notices, event.message] } };
 
     case 'finished': {
       const live = data.run.live ? { ...data.run.live, etaSeconds: 0 } : null;

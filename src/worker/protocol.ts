@@ -40,6 +40,8 @@ export type ModelSource =
       kind: 'files';
       /** The checkpoint's files, with unique base names (config.json, model.safetensors, ...). */
       files: File[];
+      /** Path of the dropped folder that contains them, '' or absent for loose files. */
+      folder?: string;
     };
 
 export type DatasetRole =
@@ -140,7 +142,11 @@ export type AdapterStatus =
       detail: string;
     };
 
-export type ProgressStage = 'download' | 'read' | 'upload' | 'tokenize' | 'evaluate' | 'export';
+/**
+ * Stages of long work. Progress of `prepare` (a run's preparation: normal data, reference
+ * log-probabilities, the fixed block) counts items; every other stage counts bytes.
+ */
+export type ProgressStage = 'download' | 'read' | 'upload' | 'tokenize' | 'evaluate' | 'export' | 'prepare';
 
 export interface ModelPlan {
   /** `model_type` from config.json: `gpt2` or `gpt_neo`. */
@@ -153,10 +159,15 @@ export interface ModelPlan {
   parameterCount: number;
   /** GPU memory the engine plans to allocate for the weights, reference copies, optimizer state and activations. */
   plannedBytes: number;
+  /** Batch shape the plan assumes: `batchSize` sequences of `seqLen` tokens. */
+  plannedShape: { batchSize: number; seqLen: number };
   /** Size of the largest tensor, which decides whether it must be split across bindings. */
   largestTensorBytes: number;
   adapterLimits: AdapterLimits;
-  /** Reasons the model cannot run on this adapter, empty when it fits. */
+  /**
+   * Adapter limits that the weights or the planned batch exceed, with what to choose instead,
+   * empty when both fit. A model whose weights do not fit is not loaded.
+   */
   problems: string[];
 }
 
@@ -240,6 +251,8 @@ export type WorkerEvent =
   | { kind: 'generation'; model: ModelVersion; prompt: string; text: string; done: boolean }
   | { kind: 'exported'; files: ExportedFile[] }
   | { kind: 'finished'; reason: FinishReason; step: number }
+  /** Information for the user that is not a failure, such as a reduced validation split. */
+  | { kind: 'notice'; message: string }
   | {
       kind: 'error';
       message: string;

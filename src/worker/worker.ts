@@ -3,16 +3,14 @@
 // page stays responsive while a model loads or a repair runs.
 //
 // On start the worker reports what WebGPU offers (adapter, limits, features) in an `adapter`
-// event. Each command kind has one handler in `handlers`. Commands whose engine parts are not in
-// this build get an error event in response, which the UI shows.
+// event. Each command kind has one handler in `handlers`, which calls the session. A failed
+// command gets an error event that names the command, and the UI undoes its pending state.
 
-import type {
-  AdapterLimits,
-  AdapterStatus,
-  WorkerCommand,
-  WorkerCommandKind,
-  WorkerEvent,
-} from './protocol.ts';
+import { isUserError } from '../model/errors.ts';
+import { describeAdapter, describeError } from './adapter.ts';
+import type { WorkerCommand, WorkerCommandKind, WorkerEvent } from './protocol.ts';
+import { WorkerCommandError } from './errors.ts';
+import { WorkerSession } from './session.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -20,99 +18,36 @@ function post(event: WorkerEvent): void {
   scope.postMessage(event);
 }
 
-/** An error whose message is written for the user and is shown as is. */
-class WorkerCommandError extends Error {
-  override name = 'WorkerCommandError';
-}
-
-// ---- Adapter detection ----
-
-function readLimits(limits: GPUSupportedLimits): AdapterLimits {
-  return {
-    maxBufferSize: limits.maxBufferSize,
-    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-    maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
-    maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
-    maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
-  };
-}
-
-async function describeAdapter(): Promise<AdapterStatus> {
-  // Browsers expose navigator.gpu only to secure contexts, so an http:// page on a remote host
-  // has no WebGPU even in a browser that supports it.
-  if (!scope.isSecureContext) {
-    return {
-      available: false,
-      reason: 'insecure-context',
-      detail: `The page at ${scope.location.origin} is not a secure context.`,
-    };
-  }
-  if (!('gpu' in navigator) || !navigator.gpu) {
-    return { available: false, reason: 'no-api', detail: 'navigator.gpu is undefined in the worker.' };
-  }
-
-  let adapter: GPUAdapter | null;
-  try {
-    adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
-  } catch (error) {
-    return { available: false, reason: 'no-adapter', detail: `requestAdapter failed: ${describeError(error)}` };
-  }
-  if (!adapter) {
-    return { available: false, reason: 'no-adapter', detail: 'requestAdapter returned null.' };
-  }
-
-  const info = adapter.info;
-  return {
-    available: true,
-    adapter: {
-      vendor: info.vendor,
-      architecture: info.architecture,
-      device: info.device,
-      description: info.description,
-      limits: readLimits(adapter.limits),
-      features: [...adapter.features].sort(),
-    },
-  };
-}
-
-// ---- Command handlers ----
+const session = new WorkerSession(post);
 
 type CommandOf<K extends WorkerCommandKind> = Extract<WorkerCommand, { kind: K }>;
-type Handlers = { [K in WorkerCommandKind]: (command: CommandOf<K>) => Promise<void> };
+type Handlers = { [K in WorkerCommandKind]: (command: CommandOf<K>) => Promise<void> | void };
 
-function notImplemented<K extends WorkerCommandKind>(describe: (command: CommandOf<K>) => string) {
-  return async (command: CommandOf<K>): Promise<void> => {
-    throw new WorkerCommandError(`${describe(command)} is not implemented in this build yet.`);
-  };
-}
-
-// TODO: connect loadModel, loadDataset, start, pause, resume, stop, evaluate, generate and export
-// to src/model, src/data, src/engine, src/repair and src/eval as those modules land. The device
-// they request must report `device.lost` as a fatal error event so the UI offers a restart.
 const handlers: Handlers = {
-  loadModel: notImplemented((command) =>
-    command.source.kind === 'hub'
-      ? `Loading ${command.source.repo} from the Hub`
-      : `Loading a model from ${command.source.files.length} local files`,
-  ),
-  loadDataset: notImplemented((command) => `Loading the ${command.role} dataset ${command.file.name}`),
-  start: notImplemented((command) => `Starting a ${command.method} run`),
-  pause: notImplemented(() => 'Pausing a run'),
-  resume: notImplemented(() => 'Resuming a run'),
-  stop: notImplemented(() => 'Stopping a run'),
-  evaluate: notImplemented((command) => `Measuring ${command.metric}`),
-  generate: notImplemented(() => 'Generating text'),
-  export: notImplemented(() => 'Exporting the repaired model'),
+  loadModel: (command) => session.loadModel(command.source),
+  loadDataset: (command) => session.loadDataset(command.file, command.role),
+  start: (command) => session.start(command),
+  pause: () => session.pause(),
+  resume: () => session.resume(),
+  stop: () => session.stop(),
+  evaluate: (command) => session.evaluate(command),
+  generate: (command) => session.generate(command),
+  export: (command) => session.export(command.target),
 };
 
-function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+/** Returns the message for a failed command: user-facing errors as they are, anything else with the command's name. */
+function commandErrorMessage(command: WorkerCommand, error: unknown): string {
+  if (error instanceof WorkerCommandError || isUserError(error)) {
+    // Model and data errors are worded for `error: <message>` on the command line, so some start
+    // with a lower-case word. A message that starts with a URL or a file name keeps its case.
+    const message = describeError(error);
+    return /^[a-z]+ /.test(message) ? message.charAt(0).toUpperCase() + message.slice(1) : message;
+  }
+  return `The ${command.kind} command failed: ${describeError(error)}`;
 }
 
 async function handle(command: WorkerCommand): Promise<void> {
-  const handler = handlers[command.kind] as ((command: WorkerCommand) => Promise<void>) | undefined;
+  const handler = handlers[command.kind] as ((command: WorkerCommand) => Promise<void> | void) | undefined;
   if (!handler) {
     post({ kind: 'error', message: `The worker received an unknown command: ${String(command.kind)}.`, fatal: false });
     return;
@@ -120,12 +55,9 @@ async function handle(command: WorkerCommand): Promise<void> {
   try {
     await handler(command);
   } catch (error) {
-    const message =
-      error instanceof WorkerCommandError
-        ? error.message
-        : `The ${command.kind} command failed: ${describeError(error)}`;
+    if (!(error instanceof WorkerCommandError) && !isUserError(error)) console.error(`${command.kind} failed`, error);
     const role = command.kind === 'loadDataset' ? command.role : undefined;
-    post({ kind: 'error', message, fatal: false, command: command.kind, role });
+    post({ kind: 'error', message: commandErrorMessage(command, error), fatal: false, command: command.kind, role });
   }
 }
 
@@ -134,7 +66,8 @@ scope.addEventListener('message', (event: MessageEvent<WorkerCommand>) => {
 });
 
 scope.addEventListener('unhandledrejection', (event: PromiseRejectionEvent) => {
+  console.error('unhandled rejection in the GPU worker', event.reason);
   post({ kind: 'error', message: `The GPU worker hit an unexpected error: ${describeError(event.reason)}`, fatal: false });
 });
 
-void describeAdapter().then((status) => post({ kind: 'adapter', status }));
+void describeAdapter(scope).then((status) => post({ kind: 'adapter', status }));

@@ -6,6 +6,7 @@ import { useWorkbench, useWorkerClient } from '../context.tsx';
 import { formatBytes } from '../format.ts';
 import { isRunActive } from '../store.ts';
 import type { ExportedFile } from '../../worker/protocol.ts';
+import { ProgressList } from './ProgressList.tsx';
 
 type DirectoryPicker = (options?: { mode?: 'read' | 'readwrite'; id?: string }) => Promise<FileSystemDirectoryHandle>;
 
@@ -69,6 +70,7 @@ export function ExportPanel() {
         {exporting.pending ? 'Exporting…' : 'Export the repaired model'}
       </button>
       {!repaired && <p className="muted small">Available after a repair run in this session.</p>}
+      {exporting.pending && <ProgressList stages={['export']} testId="export-progress" />}
       {exporting.files.length > 0 && (
         <ul className="file-list" data-testid="exported-files">
           {exporting.files.map((file) => (

@@ -91,7 +91,9 @@ function PlanView({ plan }: { plan: ModelPlan }) {
       <dt>Parameters</dt>
       <dd>{formatCount(plan.parameterCount)}</dd>
       <dt>Planned GPU memory</dt>
-      <dd>{formatBytes(plan.plannedBytes)}</dd>
+      <dd>
+        {formatBytes(plan.plannedBytes)} for a repair batch of {plan.plannedShape.batchSize} × {plan.plannedShape.seqLen} tokens
+      </dd>
       <dt>Largest tensor</dt>
       <dd>
         {formatBytes(plan.largestTensorBytes)} (<LimitsLine limits={plan.adapterLimits} />)
@@ -141,7 +143,7 @@ export function ModelPanel() {
   const loadFromFiles = (dropped: File[]) => {
     try {
       const selection = selectCheckpointFiles(dropped);
-      client.send({ kind: 'loadModel', source: { kind: 'files', files: selection.files } });
+      client.send({ kind: 'loadModel', source: { kind: 'files', files: selection.files, folder: selection.folder } });
     } catch (error) {
       if (!(error instanceof DroppedFilesError)) throw error;
       reportError(error.message);
@@ -201,7 +203,7 @@ export function ModelPanel() {
         onFiles={loadFromFiles}
       />
 
-      <ProgressList />
+      <ProgressList stages={['download', 'read', 'upload']} testId="load-progress" />
 
       <div className="model-status" data-testid="model-status">
         {model.status === 'loaded' && <p>Loaded {model.sourceLabel}.</p>}

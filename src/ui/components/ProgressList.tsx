@@ -1,4 +1,5 @@
-// One progress bar per file being downloaded, read or uploaded, with bytes and rate.
+// One progress bar per file being downloaded, read, uploaded or exported, with bytes and rate,
+// and one per stage of a run's preparation, with counts.
 
 import { useWorkbench } from '../context.tsx';
 import { formatBytes, formatRate } from '../format.ts';
@@ -11,33 +12,38 @@ const STAGE_LABELS: Record<FileProgress['stage'], string> = {
   tokenize: 'Tokenizing',
   evaluate: 'Evaluating',
   export: 'Exporting',
+  prepare: 'Preparing',
 };
 
-export function ProgressList() {
+/** Shows the progress of the given stages, such as the model panel's downloads and uploads. */
+export function ProgressList({ stages, testId }: { stages: FileProgress['stage'][]; testId: string }) {
   const progress = useWorkbench((state) => state.progress);
-  const entries = Object.entries(progress);
+  const entries = Object.entries(progress).filter(([, entry]) => stages.includes(entry.stage));
   if (entries.length === 0) return null;
 
   return (
-    <ul className="progress-list" data-testid="load-progress">
+    <ul className="progress-list" data-testid={testId}>
       {entries.map(([key, entry]) => {
         const known = entry.totalBytes > 0;
         const fraction = known ? Math.min(1, entry.loadedBytes / entry.totalBytes) : 0;
-        const amount = known
-          ? `${formatBytes(entry.loadedBytes)} of ${formatBytes(entry.totalBytes)}`
-          : formatBytes(entry.loadedBytes);
+        // Preparation counts items (examples, samples). Every other stage counts bytes.
+        const counts = entry.stage === 'prepare';
+        const format = counts ? String : formatBytes;
+        const amount = known ? `${format(entry.loadedBytes)} of ${format(entry.totalBytes)}` : format(entry.loadedBytes);
+        const rate = counts ? '' : ` · ${formatRate(entry.bytesPerSecond)}`;
         return (
           <li key={key}>
             <div className="progress-label">
               <span>
-                {STAGE_LABELS[entry.stage]} {entry.file}
+                {STAGE_LABELS[entry.stage]} {counts ? entry.message : entry.file}
               </span>
               <span className="muted">
-                {amount} · {formatRate(entry.bytesPerSecond)}
+                {amount}
+                {rate}
               </span>
             </div>
             <progress max={1} value={known ? fraction : undefined} aria-label={`${entry.stage} ${entry.file}`} />
-            {entry.message && <div className="muted small">{entry.message}</div>}
+            {entry.message && !counts && <div className="muted small">{entry.message}</div>}
           </li>
         );
       })}

@@ -6,6 +6,7 @@ import { useWorkbench, useWorkbenchStore, useWorkerClient } from '../context.tsx
 import { METHOD_INFO, defaultRunForm, klEnabled, parseRunForm, withKl, withMethod, type RunForm } from '../runForm.ts';
 import { RunLogError, parseRunLog } from '../runLog.ts';
 import { isRunActive } from '../store.ts';
+import { ProgressList } from './ProgressList.tsx';
 import { REPAIR_METHODS, isRepairMethod } from '../../worker/protocol.ts';
 
 interface FieldProps {
@@ -156,6 +157,14 @@ export function RunControls() {
         </button>
       </div>
       {missing && !active && <p className="muted small">Load {missing} to start a run.</p>}
+      <ProgressList stages={['prepare']} testId="run-progress" />
+      {live && run.notices.length > 0 && (
+        <ul className="notices" data-testid="run-notices">
+          {run.notices.map((notice, index) => (
+            <li key={index}>{notice}</li>
+          ))}
+        </ul>
+      )}
 
       <label className="run-log-picker">
         <span>Open a run.json written by irepair repair:</span>
