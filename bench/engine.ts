@@ -24,7 +24,7 @@ export interface PassResult {
   peakBytes: number;
 }
 
-/** Which passes to run, how often, and a report of each pass as soon as it is measured. */
+/** Pass selection, timed iterations per pass, and a callback for each pass once measured. */
 export interface BenchOptions {
   iterations: number;
   passes: PassName[];
@@ -59,7 +59,7 @@ export function randomWeights(config: ModelConfig, seed = 'bench'): Map<Paramete
   return weights;
 }
 
-/** A batch of random tokens whose targets are the next tokens; every position has loss weight 1/(B*T). */
+/** Makes a batch of random tokens whose targets are the next tokens, each position weighted 1/(B*T). */
 export function randomBatch(config: ModelConfig, B: number, T: number, seed = 'bench-batch'): LossBatch {
   const random = seedrandom.alea(seed);
   const stream = new Int32Array(B * (T + 1));

@@ -15,6 +15,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { formatBytes } from '../src/gpu/device.ts';
 import { createNodeGpu } from '../src/gpu/node.ts';
 import { parseConfig } from '../src/model/config.ts';
+import { isUserError } from '../src/model/errors.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import {
   benchmarkEngine, PASS_NAMES, randomBatch, randomWeights, type BenchOptions, type EngineResult, type PassName,
@@ -98,7 +99,7 @@ function listOf<T extends string>(allowed: Record<string, T>): (value: string) =
 const CONFIG_NAMES = Object.fromEntries(CONFIGS.map((config) => [config.name, config.name]));
 const PASS_OPTION_NAMES: Record<string, PassName> = { forward: 'forward', 'forward-backward': 'forwardBackward', sensitivity: 'sensitivity' };
 
-/** The checked-out commit, marked when the working tree has changes, or null outside a git checkout. */
+/** Returns the checked-out commit, marked when the working tree has changes, or null outside a git checkout. */
 function sourceRevision(): string | null {
   try {
     const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -272,4 +273,11 @@ async function main(): Promise<void> {
   if (results.some((result) => result.check && !result.check.valid)) process.exitCode = 1;
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  // A shape that does not fit the device, for instance, is reported as one line.
+  if (!isUserError(error)) throw error;
+  process.stderr.write(`error: ${error.message}\n`);
+  process.exitCode = 1;
+}

@@ -32,7 +32,7 @@ let loaded: Promise<{ tf: Tf; adapter: string }> | null = null;
 /**
  * Loads tfjs with its WebGPU backend on a new Dawn instance exposed as navigator.gpu, which Node
  * 20 does not define. Call it after createNodeGpu(), which picks the Vulkan driver through
- * VK_ICD_FILENAMES, so that tfjs sees the same adapter as the engine. Returns tfjs and the
+ * VK_ICD_FILENAMES, so that tfjs gets the same adapter as the engine. Returns tfjs and the
  * description of the adapter its backend requests (high-performance, as tfjs 4.22.0 does).
  */
 export function loadTfjsWebgpu(): Promise<{ tf: Tf; adapter: string }> {
@@ -47,8 +47,7 @@ export function loadTfjsWebgpu(): Promise<{ tf: Tf; adapter: string }> {
     const tf = await import('@tensorflow/tfjs-core');
     await import('@tensorflow/tfjs-backend-webgpu');
     // The CommonJS bundle of tfjs-core registers neither gradients nor the chained tensor
-    // methods that gradients call (x.split); the @tensorflow/tfjs package imports these two
-    // modules of the ES module build for that, and so does this function.
+    // methods that gradients call (x.split), so they come from two modules of its ES module build.
     register('./tfjs-resolve.js', import.meta.url);
     await import('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js');
     await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
@@ -81,7 +80,7 @@ export class TfjsGpt2 {
     return variable;
   }
 
-  /** The weighted NLL sum(weight * -log p(target)), as the engine's lossForward computes it. */
+  /** Records the weighted NLL sum(weight * -log p(target)), as the engine's lossForward computes it. */
   lossTensor(batch: LossBatch): TfModule.Scalar {
     const { tf, config } = this;
     const B = batch.batchSize;
@@ -102,7 +101,7 @@ export class TfjsGpt2 {
       // The output head is tied to the token embedding.
       const logits = tf.matMul(lnf, this.p('wte.weight'), false, true);
       const logProbabilities = tf.logSoftmax(logits);
-      // Positions without a target (-1) have weight 0; any valid index stands in for them.
+      // Positions without a target (-1) have weight 0, so any valid index can replace theirs.
       const targets = tf.tensor2d(batch.targets.map((t) => Math.max(t, 0)), [BT, 1], 'int32');
       const picked = tf.reshape(tf.gather(logProbabilities, targets, 1, 1), [BT]);
       return tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(batch.weights)))) as TfModule.Scalar;
@@ -158,7 +157,7 @@ export class TfjsGpt2 {
     return loss;
   }
 
-  /** The engine's sensitivity pass: the loss and the gradient L2 norm of each block's parameters. */
+  /** Computes what the engine's sensitivity pass returns: the loss and each block's gradient L2 norm. */
   async sensitivity(batch: LossBatch): Promise<{ nll: number; blocks: number[] }> {
     const { tf } = this;
     const L = this.config.numLayers;

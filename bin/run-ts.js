@@ -14,6 +14,6 @@ if (!script) {
 
 register('./wgsl-loader.js', import.meta.url);
 registerTsx();
-// The script sees only its own arguments, as if it had been started directly.
+// The script gets only its own arguments, as if it had been started directly.
 process.argv = [process.argv[0], resolve(script), ...args];
 await import(pathToFileURL(resolve(script)).href);

@@ -11,6 +11,10 @@
 // Dispatch: (ceil(N / 64), ceil(M / 64), 1) workgroups of 16x16 threads; each thread computes a
 // 4x4 block of C from 64x16 tiles of A and 16x64 tiles of B staged in workgroup memory.
 //
+// matmul_forward_narrow: the same product for few rows (M <= 16, as in a batch of a few short
+// sequences), one thread per element of C with no workgroup memory, so no work is spent on the
+// empty rows of a 64-row tile; dispatch (ceil(N / 64), M, 1).
+//
 // bias_backward: dbias[j] (+)= sum_i dc[i, j] for a row-major dc [M, N] with row stride ldc;
 // dispatch (ceil(N / 64), 1, 1), one thread per column, so the sum order is fixed.
 
@@ -99,6 +103,23 @@ fn matmul_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id
       c[ci] = v;
     }
   }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn matmul_forward_narrow(@builtin(global_invocation_id) gid: vec3u) {
+  let j = gid.x;
+  let i = gid.y;
+  if (j >= p.N || i >= p.M) { return; }
+  var acc = 0.0;
+  let a_row = p.a_offset + i * p.a_row_stride;
+  let b_col = p.b_offset + j * p.b_col_stride;
+  for (var k = 0u; k < p.K; k++) {
+    acc = fma(a[a_row + k * p.a_col_stride], b[b_col + k * p.b_row_stride], acc);
+  }
+  if ((p.flags & 1u) != 0u) { acc += bias[j]; }
+  let ci = p.c_offset + i * p.c_row_stride + j;
+  if ((p.flags & 2u) != 0u) { acc += c[ci]; }
+  c[ci] = acc;
 }
 
 // The gradient of the bias: column sums of the output gradient, read from `a` as [M, N] with

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Engine benchmark on an NVIDIA GPU, finishing within ten minutes: bench/run.ts through Dawn on
-# the system Vulkan driver (engine and the TensorFlow.js baseline), then PyTorch eager fp32
-# (GPT2LMHeadModel, random weights) on the same shapes, and the ratios and the fraction of the
-# GPU's fp32 peak of each.
+# Engine benchmark on an NVIDIA GPU, finishing within ten minutes. It runs bench/run.ts through
+# Dawn on the system Vulkan driver (the engine and the TensorFlow.js baseline), then PyTorch eager
+# fp32 (GPT2LMHeadModel, random weights) on the same shapes. It prints the ratios and the
+# fraction of the GPU's fp32 peak that each implementation reaches.
 #
-# Needs, and installs none of them: Node.js 20 or later with `npm ci` done in this checkout (set
-# NODE to a node binary that is not on PATH), the Vulkan loader (libvulkan.so.1) and NVIDIA's
+# It installs nothing. It needs Node.js 20 or later with `npm ci` done in this checkout (NODE may
+# name a node binary that is not on PATH), the Vulkan loader (libvulkan.so.1) with NVIDIA's
 # Vulkan driver, and a python3 with PyTorch (CUDA) and transformers.
+# NOTE: not yet run on a GPU; the stage time limits (330 s and 240 s) are estimates.
 #
-# Usage: bench/gpu/run.sh [--batch B] [--seq-len T] [--iterations N] [--peak-tflops X] [--skip-tfjs] [--out DIR]
+# Usage: bench/gpu/run.sh [--batch B] [--seq-len T] [--iterations N] [--peak-tflops X]
+#                         [--config tiny,gpt2-small] [--skip-tfjs] [--out DIR]
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -18,6 +20,7 @@ seq_len=512
 iterations=10
 peak_tflops=""
 skip_tfjs=""
+configs="tiny,gpt2-small"
 out="bench/results/gpu-$(date +%Y%m%d-%H%M%S)"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -25,9 +28,10 @@ while [[ $# -gt 0 ]]; do
     --seq-len) seq_len="$2"; shift 2 ;;
     --iterations) iterations="$2"; shift 2 ;;
     --peak-tflops) peak_tflops="$2"; shift 2 ;;
+    --config) configs="$2"; shift 2 ;;
     --skip-tfjs) skip_tfjs="--skip-tfjs"; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
     *) echo "error: unknown option $1; see --help" >&2; exit 64 ;;
   esac
 done
@@ -66,11 +70,11 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 
 echo
 echo "== Engine and TensorFlow.js through Dawn (Vulkan), batch $batch x sequence length $seq_len"
-# A failed engine run (or a loss mismatch with tfjs, exit code 1) still writes its JSON when it
-# got that far; the PyTorch stage below runs whenever that file exists.
+# A loss mismatch with tfjs (exit code 1) still writes the JSON, and so the PyTorch stage below
+# runs whenever that file exists.
 set +e
 IREPAIR_VULKAN=system timeout 330 "$node" bin/run-ts.js bench/run.ts \
-  --batch "$batch" --seq-len "$seq_len" --iterations "$iterations" $skip_tfjs --json "$out/engine.json" 2>&1 | tee "$out/engine.log"
+  --config "$configs" --batch "$batch" --seq-len "$seq_len" --iterations "$iterations" $skip_tfjs --json "$out/engine.json" 2>&1 | tee "$out/engine.log"
 engine_status=${PIPESTATUS[0]}
 set -e
 [[ -f "$out/engine.json" ]] || fail "the engine benchmark exited with status $engine_status and wrote no results; see $out/engine.log."

@@ -19,6 +19,7 @@ const MAX_GROUPS = 65535;
 /** Every entry point the wrappers below dispatch, for Gpu.compile. */
 export const ENTRY_POINTS = [
   { shaderName: 'matmul', source: matmulSource, entryPoint: 'matmul_forward' },
+  { shaderName: 'matmul', source: matmulSource, entryPoint: 'matmul_forward_narrow' },
   { shaderName: 'matmul', source: matmulSource, entryPoint: 'bias_backward' },
   { shaderName: 'layernorm', source: layernormSource, entryPoint: 'layernorm_forward' },
   { shaderName: 'layernorm', source: layernormSource, entryPoint: 'layernorm_backward' },
@@ -66,6 +67,8 @@ function uniforms(fields: Array<number | { f32: number }>): ArrayBuffer {
 }
 
 const FLAG_BIAS = 1;
+/** Products with at most this many rows use matmul_forward_narrow. */
+export const NARROW_MATMUL_ROWS = 16;
 const FLAG_ACCUMULATE = 2;
 
 /** A matrix operand: element (i, k) at buffer[offset + i * rowStride + k * colStride] (in floats). */
@@ -95,7 +98,6 @@ export function matmul(
   const { M, N, K } = shape;
   if (M === 0 || N === 0) return;
   const flags = (options.bias ? FLAG_BIAS : 0) | (options.accumulate ? FLAG_ACCUMULATE : 0);
-  const pipeline = gpu.pipeline('matmul', matmulSource, 'matmul_forward');
   const params = uniforms([
     M, N, K,
     a.offset ?? 0, a.rowStride, a.colStride,
@@ -103,7 +105,13 @@ export function matmul(
     c.offset ?? 0, c.rowStride,
     flags,
   ]);
-  gpu.dispatch(pipeline, params, { 1: a.buffer, 2: b.buffer, 3: options.bias ?? a.buffer, 4: c.buffer }, [Math.ceil(N / 64), Math.ceil(M / 64), 1]);
+  const bindings = { 1: a.buffer, 2: b.buffer, 3: options.bias ?? a.buffer, 4: c.buffer };
+  // A 64-row tile would mostly compute padding for a few rows; the narrow kernel has none.
+  if (M <= NARROW_MATMUL_ROWS) {
+    gpu.dispatch(gpu.pipeline('matmul', matmulSource, 'matmul_forward_narrow'), params, bindings, [Math.ceil(N / 64), M, 1]);
+  } else {
+    gpu.dispatch(gpu.pipeline('matmul', matmulSource, 'matmul_forward'), params, bindings, [Math.ceil(N / 64), Math.ceil(M / 64), 1]);
+  }
 }
 
 /** dbias[j] (+)= sum_i dc[i, j] over a row-major [M, N] gradient with the given row stride. */

@@ -39,6 +39,23 @@ describe('matmul', () => {
     });
   }
 
+  test('narrow product of few rows, both layouts, bias and accumulation', async () => {
+    // M = 7 rows take the kernel without tiles.
+    const rows = 7;
+    const xs = randn(rows * K, 'narrow-x');
+    for (const layout of ['conv1d', 'linear'] as const) {
+      const weight = randn(K * N, `narrow-w-${layout}`);
+      const initial = randn(rows * N, `narrow-c-${layout}`);
+      const out = upload(gpu, initial);
+      const b = upload(gpu, weight);
+      const operand = layout === 'conv1d' ? { buffer: b, rowStride: N, colStride: 1 } : { buffer: b, rowStride: 1, colStride: K };
+      k.matmul(gpu, { M: rows, N, K }, { buffer: upload(gpu, xs), rowStride: K, colStride: 1 }, operand,
+        { buffer: out, rowStride: N }, { bias: upload(gpu, bias), accumulate: true });
+      const expected = ref.matmulForward(xs, weight, bias, rows, K, N, layout).map((v, i) => v + initial[i]);
+      expect(mismatch(await download(gpu, out, rows * N), expected, ATOL, RTOL), layout).toBeNull();
+    }
+  });
+
   test('accumulates into a column slice of a wider output', async () => {
     // C is a [M, 3N] matrix; the product goes to columns N..2N-1 and adds to what is there.
     const weight = randn(K * N, 'matmul-slice-w');
