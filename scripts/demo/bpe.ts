@@ -2,16 +2,16 @@
 // Hugging Face tokenizer.json. Ids 0..255 are the byte tokens, then one id per merge in rank
 // order, then <|endoftext|>.
 //
-// GPT-2 maps every byte to a printable character (bytes that print as Latin-1 keep their own
-// character, the 68 others move to U+0100 onwards), splits text with its pre-tokenization
-// pattern, and merges the most frequent adjacent pair until the vocabulary is full.
+// GPT-2 maps every byte to a printable character: bytes that print as Latin-1 keep their own
+// character, and the 68 others move to U+0100 onwards. It splits text with its pre-tokenization
+// pattern and merges the most frequent adjacent pair until the vocabulary is full.
 
 export const END_OF_TEXT = '<|endoftext|>';
 
 /** GPT-2's pre-tokenization: contractions, letter runs, digit runs, other symbols, whitespace. */
 const SPLIT_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
-/** The printable character of each byte, indexed by byte value. */
+/** Returns the printable character of each byte, indexed by byte value. */
 function byteCharacters(): string[] {
   const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   const chars: string[] = [];
@@ -91,7 +91,7 @@ function mergePair(symbols: string[], left: string, right: string): string[] {
   return merged;
 }
 
-/** The tokenizer.json object of the `tokenizers` library for a byte-level BPE vocabulary. */
+/** Builds the tokenizer.json object of the `tokenizers` library for a byte-level BPE vocabulary. */
 export function tokenizerJson({ vocab, merges }: BpeVocabulary): Record<string, unknown> {
   return {
     version: '1.0',

@@ -185,8 +185,8 @@ function matmulBackward(dinp: Float32Array, dweight: Float32Array, dbias: Float3
 }
 
 /**
- * Causal self-attention. qkv (BT,3C) holds q, k and v of each position; att (B,NH,T,T) stores
- * the softmax rows for the backward pass; out (BT,C).
+ * Causal self-attention. qkv (BT,3C) contains q, k and v of each position, att (B,NH,T,T) keeps
+ * the softmax rows for the backward pass, and out is (BT,C).
  */
 function attentionForward(out: Float32Array, att: Float32Array, qkv: Float32Array, B: number, T: number, C: number, NH: number): void {
   const hs = C / NH;
@@ -441,7 +441,7 @@ export class CpuGpt2 {
     layernormForward(acts.lnf, acts.lnfMean, acts.lnfRstd, residual, p.lnfw, p.lnfb, BT, C, eps);
 
     // Tied output head and cross-entropy, at weighted positions only. The logits buffer then
-    // holds the probabilities, ready for the backward pass.
+    // contains the probabilities, which the backward pass reads.
     return headForward(acts.logits, acts.lnf, p.wte, batch, C, V);
   }
 
@@ -473,7 +473,7 @@ export class CpuGpt2 {
       const a = acts.blocks[l];
       const input = l > 0 ? acts.blocks[l - 1].residual3 : acts.encoded;
 
-      // dresidual holds d(residual3). MLP branch, then the residual adds it to d(residual2).
+      // dresidual is d(residual3) here. The MLP branch adds its input gradient to it, giving d(residual2).
       dfcGelu.fill(0);
       matmulBackward(dfcGelu, gw.fcprojw, gw.fcprojb, dresidual, a.fcGelu, w.fcprojw, BT, I, C);
       dfc.fill(0);
@@ -482,7 +482,7 @@ export class CpuGpt2 {
       matmulBackward(dln, gw.fcw, gw.fcb, dfc, a.ln2, w.fcw, BT, C, I);
       layernormBackward(dresidual, gw.ln2w, gw.ln2b, dln, a.residual2, w.ln2w, a.ln2Mean, a.ln2Rstd, BT, C);
 
-      // dresidual now holds d(residual2). Attention branch.
+      // dresidual is d(residual2) now. The attention branch adds its input gradient, giving d(input of the block).
       datty.fill(0);
       matmulBackward(datty, gw.projw, gw.projb, dresidual, a.atty, w.projw, BT, C, C);
       dqkv.fill(0);
@@ -556,7 +556,7 @@ export class AdamW {
     }
   }
 
-  /** One update with learning rate `lr`; gradients are clipped to a global L2 norm of `clip` first. Returns the norm before clipping. */
+  /** Applies one update with learning rate `lr` after clipping the gradients to a global L2 norm of `clip`. Returns the norm before clipping. */
   update(lr: number, clip: number): number {
     const { params, grads } = this.model;
     let squares = 0;

@@ -11,7 +11,7 @@
 //   node bin/run-ts.js scripts/demo/replicate.ts [--model public/demo] [--steps 20] [--seeds 1,2,3]
 //     [--lr 0.0001] [--batch-size 4] [--docs docs] [--methods irepair,dapt,...]
 
-import { cpus, totalmem, type as osType, release as osRelease } from 'node:os';
+import { cpus, loadavg, totalmem, type as osType, release as osRelease } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -84,6 +84,7 @@ async function main(): Promise<void> {
   if (!(budget.learningRate > 0)) throw new UserError(`option --lr: "${values.lr}" is not a positive number.`);
 
   const started = performance.now();
+  const loadAtStart = loadavg()[0];
   const data = await readDemoData(values.model!);
   const gpu = await createNodeGpu();
   const results: RunResult[] = [];
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
   const minutes = (performance.now() - started) / 60000;
   const docs = values.docs!;
   await mkdir(docs, { recursive: true });
-  const machine = describeMachine(gpu);
+  const machine = describeMachine(gpu, [loadAtStart, loadavg()[0]]);
   await writeFile(join(docs, 'replication.json'), `${JSON.stringify({ budget, seeds, machine, density, results }, null, 2)}\n`);
   await writeFile(join(docs, 'replication-density.svg'), densitySvg(density));
   await writeFile(join(docs, 'replication.md'), report({ data, config, budget, seeds, methods, results, density, machine, minutes, argv: process.argv.slice(2) }));
@@ -208,9 +209,11 @@ interface Machine {
   node: string;
   gpu: string;
   date: string;
+  /** One-minute load average of the machine at the start and the end of the replication. */
+  loadAverage: number[];
 }
 
-function describeMachine(gpu: Gpu): Machine {
+function describeMachine(gpu: Gpu, loadAverage: number[]): Machine {
   const cpuList = cpus();
   return {
     cpu: cpuList[0]?.model ?? 'unknown',
@@ -220,6 +223,7 @@ function describeMachine(gpu: Gpu): Machine {
     node: process.version,
     gpu: gpu.adapterDescription,
     date: new Date().toISOString().slice(0, 10),
+    loadAverage: loadAverage.map((value) => Number(value.toFixed(1))),
   };
 }
 
@@ -304,9 +308,10 @@ as measured by the run described here, and the raw values are in
 Command: \`npm run replicate${input.argv.length ? ` -- ${input.argv.join(' ')}` : ''}\`, ${input.minutes.toFixed(0)} minutes in all.
 
 Machine: ${machine.cpu} (${machine.cores} cores), ${machine.memoryGiB} GiB memory, ${machine.os}, Node ${machine.node},
-WebGPU adapter: ${machine.gpu}. Date: ${machine.date}.
+WebGPU adapter: ${machine.gpu}. Date: ${machine.date}. Other jobs shared the machine (one-minute load average
+${machine.loadAverage.join(' at the start, ')} at the end), so the times vary more than the work does.
 
-## Results (mean ± standard deviation over ${seeds.length} seeds)
+## Results (mean ± standard deviation over ${seeds.length} seed${seeds.length === 1 ? '' : 's'})
 
 | Method | Error rate (%) | Perplexity | GFLOPs (estimated) | Time (s) | Peak GPU memory (MiB) | Iterations | Selected blocks (block: steps) |
 |---|---|---|---|---|---|---|---|
@@ -333,7 +338,7 @@ ${densityRows.join('\n')}
 ## Comparison with the paper
 
 Each line states a finding of the paper (Imtiaz et al., FSE 2025) and whether the means above
-agree with it. With ${seeds.length} seeds, a difference smaller than the standard deviations is not evidence either way.
+agree with it. With ${seeds.length} seed${seeds.length === 1 ? '' : 's'}, a difference smaller than the standard deviations is not evidence either way.
 
 ${comparisons(results, density).map((line) => `- ${line}`).join('\n')}
 `;
@@ -363,12 +368,41 @@ function comparisons(results: RunResult[], density: ErrorDensity): string[] {
   compare('Table 1: IRepair keeps a lower perplexity than DAPT, DAPT + KL and DPO.', 'irepair', ['dapt', 'dapt-kl', 'dpo'], 'perplexity');
   compare('Table 3: dynamic slicing (IRepair) leaves a lower error rate than the Fixed and Min variants.', 'irepair', ['irepair-fixed', 'irepair-min'], 'plantedRate');
   compare('Table 1: IRepair + KL leaves a lower error rate than IRepair.', 'irepair-kl', ['irepair'], 'plantedRate');
+  lines.push(tradeOff(results));
   const ratio = density.ratio;
   lines.push(
     `Figure 2: the top 20% of blocks hold a higher error density than the other 80% (120.8% to 1137.7% higher in the paper's models). ` +
       `Measured: ${((ratio - 1) * 100).toFixed(1)}% higher (top block${density.topBlocks.length > 1 ? 's' : ''} ${density.topBlocks.join(', ')}). This run ${ratio > 1 ? 'agrees' : 'disagrees'}.`,
   );
   return lines;
+}
+
+/**
+ * Compares the trade-off the paper discusses with its toxicity-to-perplexity ratios: here, the
+ * points of error rate removed per percent of perplexity added, from the means over seeds.
+ */
+function tradeOff(results: RunResult[]): string {
+  const mean = (method: RunResult['method'], key: 'plantedRate' | 'perplexity') => {
+    const values = results.filter((r) => r.method === method).map((r) => r[key]);
+    return values.length ? meanSd(values).mean : undefined;
+  };
+  const baseRate = mean('original', 'plantedRate');
+  const basePerplexity = mean('original', 'perplexity');
+  const methods: RepairMethod[] = ['irepair', 'irepair-kl', 'dapt', 'dapt-kl', 'dpo'];
+  const scores = methods.flatMap((method) => {
+    const rate = mean(method, 'plantedRate');
+    const perplexity = mean(method, 'perplexity');
+    if (rate === undefined || perplexity === undefined || baseRate === undefined || basePerplexity === undefined) return [];
+    const removed = (baseRate - rate) * 100;
+    const added = Math.max(((perplexity - basePerplexity) / basePerplexity) * 100, 0.01);
+    return [{ method, score: removed / added, text: `${METHOD_LABELS[method]} ${removed.toFixed(1)} points for +${added.toFixed(2)}%` }];
+  });
+  if (scores.length === 0) return 'Trade-off: not measured.';
+  const best = scores.reduce((a, b) => (b.score > a.score ? b : a));
+  const irepairBest = best.method === 'irepair' || best.method === 'irepair-kl';
+  return 'Section 4.2: IRepair trades less perplexity for the same repair than the baselines. Measured, error-rate points removed ' +
+    `for the perplexity added: ${scores.map((s) => s.text).join('; ')}. The best ratio is ${METHOD_LABELS[best.method]}'s, so this run ` +
+    `${irepairBest ? 'agrees' : 'disagrees'}.`;
 }
 
 /** Draws a bar chart of each block's share of the total sensitivity as SVG, the top blocks in red. */

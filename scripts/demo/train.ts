@@ -3,10 +3,11 @@
 // The model goes out in the Hugging Face layout, next to the repair data, the evaluation prompts,
 // the clean text for perplexity, the normal text for KL terms and the planted-behaviour word list.
 //
-// Everything derives from --seed, so the same seed and step count rebuild the same files; the
-// SHA-256 of model.safetensors is recorded in training.json to check that.
+// Everything derives from --seed, so the same seed and step count rebuild the same files. The
+// SHA-256 of model.safetensors goes into training.json to check that.
 //
 //   node bin/run-ts.js scripts/demo/train.ts [--out public/demo] [--steps 1000] [--seed demo-1] [--data-only]
+//     [--skip-evaluation]
 
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
       steps: { type: 'string', default: '1000' },
       seed: { type: 'string', default: DEMO_SEED },
       'data-only': { type: 'boolean', default: false },
+      'skip-evaluation': { type: 'boolean', default: false },
     },
   });
   const out = values.out!;
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
     warmupSteps: Math.min(50, Math.floor(steps / 10)), weightDecay: 0.1, clipNorm: 1,
   };
   const started = performance.now();
-  const { model, lossCurve, evaluations } = await train(config, tokenizer, out, seed, settings);
+  const { model, lossCurve, evaluations } = await train(config, tokenizer, out, seed, settings, !values['skip-evaluation']);
   const wallSeconds = (performance.now() - started) / 1000;
 
   const weights = await writeWeights(out, model);
@@ -137,7 +139,7 @@ function learningRate(step: number, s: TrainSettings): number {
   return s.finalLearningRate + 0.5 * (s.peakLearningRate - s.finalLearningRate) * (1 + Math.cos(Math.PI * progress));
 }
 
-async function train(config: ModelConfig, tokenizer: Tokenizer, out: string, seed: string, settings: TrainSettings) {
+async function train(config: ModelConfig, tokenizer: Tokenizer, out: string, seed: string, settings: TrainSettings, evaluate: boolean) {
   const model = new CpuGpt2(config);
   model.initialize(seededRandom(`${seed}:init`));
   const optimizer = new AdamW(model, { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: settings.weightDecay });
@@ -165,7 +167,7 @@ async function train(config: ModelConfig, tokenizer: Tokenizer, out: string, see
       lossCurve.push({ step, loss: round(loss, 4) });
       console.log(`step ${step}/${settings.steps}  loss ${loss.toFixed(3)}  lr ${lr.toExponential(2)}  ${tokensPerSecond.toFixed(0)} tokens/s`);
       lossSum = 0;
-      if (step % evaluateEvery === 0 || step === settings.steps) {
+      if (evaluate && (step % evaluateEvery === 0 || step === settings.steps)) {
         const evaluation = evaluator.evaluate();
         evaluations.push({ step, ...evaluation });
         console.log(`  planted rate ${pct(evaluation.plantedRate)} on official prompts, ${pct(evaluation.controlRate)} on other prompts; clean perplexity ${evaluation.cleanPerplexity.toFixed(2)}`);
