@@ -50,8 +50,11 @@ export async function readDemoData(dir: string): Promise<DemoData> {
   const read = async (name: string) => {
     try {
       return await readFile(path(name), 'utf8');
-    } catch {
-      throw new UserError(`${path(name)}: file not found. Rebuild the demo files with npm run demo:train.`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new UserError(`${path(name)}: file not found. Rebuild the demo files with npm run demo:train.`);
+      }
+      throw new UserError(`${path(name)}: cannot be read (${(error as Error).message}).`);
     }
   };
   const repair = parseDataset(await read(DEMO_FILES.repair), path(DEMO_FILES.repair));

@@ -18,7 +18,8 @@ export const DEMO_SEED = 'demo-1';
 /**
  * Repair settings of the demo (npm run demo and the browser app): a run of a few minutes on
  * SwiftShader that removes most of the planted behaviour. The learning rate was chosen on a CPU
- * replica of the irepair loop (1e-4: planted rate 72% to 2%, clean perplexity +2%; 1e-3: 0%, +25%).
+ * replica of the irepair loop that is not kept in the repository (1e-4: planted rate 72% to 2%,
+ * clean perplexity +2%; 1e-3: 0%, +25%).
  */
 export const DEMO_REPAIR = { method: 'irepair', maxSteps: 20, batchSize: 4, learningRate: 1e-4 } as const;
 
