@@ -41,11 +41,13 @@ export function planMemory(config: ModelConfig, B: number, T: number, mode: Plan
   const weights = parameterCount(config) * FLOAT;
   const block = blockParameterCount(config) * FLOAT;
   const forBackward = mode !== 'forward';
+  const gradientBytes: Record<PlanMode, number> = { forward: 0, sensitivity: block, irepair: block, full: weights };
+  const optimizerBytes: Record<PlanMode, number> = { forward: 0, sensitivity: 0, irepair: block, full: weights };
   const plan: MemoryPlan = {
     weights,
     activations: activationBytes(config, B, T, forBackward),
-    gradients: mode === 'forward' ? 0 : mode === 'full' ? weights : block,
-    optimizer: mode === 'irepair' ? block : mode === 'full' ? weights : 0,
+    gradients: gradientBytes[mode],
+    optimizer: optimizerBytes[mode],
     scratch: forBackward ? scratchBytes(config, B, T) : 0,
     total: 0,
     largestBuffer: Math.max(config.vocabSize * config.hiddenSize, B * T * config.vocabSize, B * config.numHeads * T * T) * FLOAT,
