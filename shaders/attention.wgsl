@@ -21,6 +21,7 @@
 // dropout.wgsl) from the index of att[t, s]. att keeps the probabilities before dropout, and
 // the backward pass redraws the mask. dropout_threshold 0 turns dropout off (mask 1).
 
+// WG, reduce_max and reduce_sum come from lib/workgroup-reduce.wgsl and dropout_bits from lib/dropout-hash.wgsl.
 struct Params {
   B: u32, T: u32, C: u32, NH: u32,
   // 0 for global attention.
@@ -39,45 +40,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> datt: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dqkv: array<f32>;
 
-const WG = 64u;
 const MAX_HEAD_DIM = 256u;
-var<workgroup> partial: array<f32, 64>;
 var<workgroup> row_vec: array<f32, 256>;
-
-fn reduce_max(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { partial[lid] = max(partial[lid], partial[lid + stride]); }
-  }
-  workgroupBarrier();
-  let result = partial[0];
-  workgroupBarrier();
-  return result;
-}
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-  }
-  workgroupBarrier();
-  let result = partial[0];
-  workgroupBarrier();
-  return result;
-}
-
-// Must match pcg_hash and dropout_bits in dropout.wgsl.
-fn pcg_hash(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
-fn dropout_bits(key: u32, i: u32) -> u32 {
-  return pcg_hash(pcg_hash(i ^ key) + key);
-}
 
 // The dropout factor of att element i: 1 without dropout, else scale for kept and 0 for dropped.
 fn dropout_mask(i: u32) -> f32 {

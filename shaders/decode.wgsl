@@ -19,6 +19,7 @@
 // (min(R*NH, 65535), ceil(R*NH / 65535), 1). Surplus workgroups of the last grid row recompute
 // the last item and write nothing, so every invocation reaches each barrier.
 
+// WG, reduce_max and reduce_sum come from lib/workgroup-reduce.wgsl.
 struct Params {
   R: u32, C: u32, NH: u32,
   // Positions per sequence in the cache.
@@ -37,33 +38,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read> table: array<f32>;
 
-const WG = 64u;
-var<workgroup> partial: array<f32, 64>;
 var<workgroup> query: array<f32, 256>;
-
-fn reduce_max(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { partial[lid] = max(partial[lid], partial[lid + stride]); }
-  }
-  workgroupBarrier();
-  let result = partial[0];
-  workgroupBarrier();
-  return result;
-}
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-  }
-  workgroupBarrier();
-  let result = partial[0];
-  workgroupBarrier();
-  return result;
-}
 
 fn band_start(t: u32) -> u32 {
   if (p.window == 0u || t + 1u <= p.window) { return 0u; }

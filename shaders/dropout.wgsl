@@ -9,11 +9,12 @@
 // same mask and scale applied to the output gradient, so dropout_backward runs the same
 // operation on dout in place.
 //
-// attention.wgsl draws the masks of the attention probabilities with the same hash; the two
-// copies of pcg_hash and dropout_bits must stay identical.
+// attention.wgsl draws the masks of the attention probabilities with the same hash, from
+// lib/dropout-hash.wgsl, which is compiled in front of both files.
 //
 // Dispatch (min(ceil(N / 256), 65535), ceil(N / (256 * 65535)), 1); element i = gid.x + gid.y * 65535 * 256.
 
+// dropout_bits comes from lib/dropout-hash.wgsl.
 struct Params {
   N: u32,
   key: u32,
@@ -23,18 +24,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
-
-// An integer hash built from one step of the PCG generator and its output permutation.
-fn pcg_hash(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
-// Two rounds, so masks of different keys are not permutations of one another.
-fn dropout_bits(key: u32, i: u32) -> u32 {
-  return pcg_hash(pcg_hash(i ^ key) + key);
-}
 
 fn apply_mask(i: u32) {
   if (i >= p.N) { return; }

@@ -10,6 +10,7 @@
 // One workgroup of 64 threads per row, dispatched as (min(R, 65535), ceil(R / 65535), 1).
 // Surplus workgroups recompute row R-1 and write nothing, so every invocation reaches each barrier.
 
+// WG, reduce_max and reduce_sum come from lib/workgroup-reduce.wgsl.
 struct Params {
   R: u32,
   V: u32,
@@ -22,32 +23,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-const WG = 64u;
-var<workgroup> partial: array<f32, 64>;
-
-fn reduce_max(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { partial[lid] = max(partial[lid], partial[lid + stride]); }
-  }
-  workgroupBarrier();
-  let result = partial[0];
-  workgroupBarrier();
-  return result;
-}
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { partial[lid] += partial[lid + stride]; }
-  }
-  workgroupBarrier();
-  let result = partial[0];
-  workgroupBarrier();
-  return result;
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn kl_forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {

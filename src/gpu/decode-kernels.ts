@@ -1,10 +1,12 @@
 // Typed wrappers around the entry points of shaders/decode.wgsl, the key/value-cache kernels of
 // incremental decoding. Shapes follow that file's header.
 
-import decodeSource from '../../shaders/decode.wgsl?raw';
+import decodeFile from '../../shaders/decode.wgsl?raw';
 import type { Gpu, GpuBuffer } from './device.ts';
+import { WORKGROUP_REDUCE_SOURCE } from './kernels.ts';
 
 const MAX_GROUPS = 65535;
+const decodeSource = [WORKGROUP_REDUCE_SOURCE, decodeFile].join('\n');
 
 /** Every entry point the wrappers below dispatch, for Gpu.compile. */
 export const DECODE_ENTRY_POINTS = [

@@ -2,12 +2,14 @@
 // declares, chooses the dispatch size and records one dispatch. Shapes follow the headers of
 // the files in shaders/.
 
-import attentionSource from '../../shaders/attention.wgsl?raw';
-import crossentropySource from '../../shaders/crossentropy.wgsl?raw';
-import dropoutSource from '../../shaders/dropout.wgsl?raw';
+import attentionFile from '../../shaders/attention.wgsl?raw';
+import crossentropyFile from '../../shaders/crossentropy.wgsl?raw';
+import dropoutFile from '../../shaders/dropout.wgsl?raw';
 import embeddingSource from '../../shaders/embedding.wgsl?raw';
 import geluSource from '../../shaders/gelu.wgsl?raw';
-import klSource from '../../shaders/kl.wgsl?raw';
+import klFile from '../../shaders/kl.wgsl?raw';
+import dropoutHash from '../../shaders/lib/dropout-hash.wgsl?raw';
+import workgroupReduce from '../../shaders/lib/workgroup-reduce.wgsl?raw';
 import layernormSource from '../../shaders/layernorm.wgsl?raw';
 import matmulSource from '../../shaders/matmul.wgsl?raw';
 import reduceSource from '../../shaders/reduce.wgsl?raw';
@@ -15,6 +17,16 @@ import residualSource from '../../shaders/residual.wgsl?raw';
 import type { Binding, Gpu, GpuBuffer } from './device.ts';
 
 const MAX_GROUPS = 65535;
+
+// WGSL has no include directive: the shared functions in shaders/lib are compiled in front of the
+// kernels that call them.
+const attentionSource = [workgroupReduce, dropoutHash, attentionFile].join('\n');
+const crossentropySource = [workgroupReduce, crossentropyFile].join('\n');
+const dropoutSource = [dropoutHash, dropoutFile].join('\n');
+const klSource = [workgroupReduce, klFile].join('\n');
+
+/** The reductions of shaders/lib/workgroup-reduce.wgsl, for other kernel files that use them. */
+export const WORKGROUP_REDUCE_SOURCE = workgroupReduce;
 
 /** Every entry point the wrappers below dispatch, for Gpu.compile. */
 export const ENTRY_POINTS = [
