@@ -5,15 +5,15 @@
 //   --generate          writes one JSON line per generated continuation
 //   --compare RUNS      prints the runs of a runs file side by side (text, CSV or JSON)
 
-import { readFile, stat, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
 import type { Command } from 'commander';
 import { parseText } from '../data/dataset.ts';
 import { sequencesFor, tokenizeExamples } from '../data/examples.ts';
 import { KvCacheDecoder } from '../engine/decode.ts';
 import { loadEngine, type GptEngine } from '../engine/gpt.ts';
 import {
-  comparisonCsv, comparisonText, compareRuns, parseRuns, runsJson, upsertRun, type RunRecord,
+  comparisonCsv, comparisonText, compareRuns, runsJson, upsertRun, type RunRecord,
 } from '../eval/compare.ts';
 import { densityChart, errorDensity } from '../eval/density.ts';
 import { generateTexts, GREEDY, type SamplingOptions } from '../eval/generate.ts';
@@ -24,6 +24,7 @@ import { UserError } from '../model/errors.ts';
 import type { Checkpoint } from '../model/checkpoint.ts';
 import { integerOption, numberOption } from './options.ts';
 import { openModelDirectory, readDataset, readTextFile } from './model.ts';
+import { readRunsFile, repairMethod } from './records.ts';
 
 interface EvalOptions {
   model?: string;
@@ -143,7 +144,7 @@ async function preparePerplexity(options: EvalOptions, checkpoint: Checkpoint, t
   const { text } = parseText(await readTextFile(file, '--ppl'), file);
   const ids = tokenizer.encode(text);
   if (ids.length < 2) throw new UserError(`--ppl ${file}: the text has ${ids.length} token(s); perplexity needs at least 2.`);
-  const record = options.record ? await readRunsFile(options.record, { missingOk: true }) : null;
+  const record = options.record ? await readRunsFile(options.record, { missingOk: true, option: '--record' }) : null;
 
   return async (engine) => {
     const result = await perplexity(engine, ids, { window: options.window, batchSize: options.batchSize, onProgress: progress('windows') });
@@ -161,24 +162,6 @@ async function preparePerplexity(options: EvalOptions, checkpoint: Checkpoint, t
       await writeFile(options.record, runsJson(upsertRun(record, update)));
     }
   };
-}
-
-/** Reads the `method` of the run.json that `irepair repair` writes next to the weights, if any. */
-async function repairMethod(modelDir: string): Promise<string | undefined> {
-  const text = await readFile(join(modelDir, 'run.json'), 'utf8').catch(() => null);
-  if (text === null) return undefined;
-  try {
-    const method = (JSON.parse(text) as { method?: unknown }).method;
-    return typeof method === 'string' ? method : undefined;
-  } catch {
-    throw new UserError(`${join(modelDir, 'run.json')}: invalid JSON. Remove the file or write it again with irepair repair.`);
-  }
-}
-
-async function readRunsFile(path: string, options: { missingOk: boolean }): Promise<RunRecord[]> {
-  const info = await stat(path).catch(() => null);
-  if (!info && options.missingOk) return [];
-  return parseRuns(await readTextFile(path, options.missingOk ? '--record' : '--compare'), path);
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -269,7 +252,7 @@ function samplingOptions(options: EvalOptions): SamplingOptions {
 
 async function compare(file: string, format: string): Promise<void> {
   if (!['text', 'csv', 'json'].includes(format)) throw new UserError(`option --format: "${format}" is not one of text, csv, json.`);
-  const runs = await readRunsFile(file, { missingOk: false });
+  const runs = await readRunsFile(file, { missingOk: false, option: '--compare' });
   if (runs.length === 0) throw new UserError(`--compare ${file}: the file contains no runs. Add some with irepair eval --ppl FILE --record ${file}.`);
   const table = compareRuns(runs);
   if (format === 'csv') process.stdout.write(comparisonCsv(table));

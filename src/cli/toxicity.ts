@@ -3,14 +3,14 @@
 // Both report the mean toxicity probability on 0 to 100 (the scale of the IRepair paper's
 // Table 1) with its distribution, and write per-text scores with --json.
 
-import { readFile, stat, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { stat, writeFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
 import type { DataType } from '@huggingface/transformers';
 import type { Command } from 'commander';
 import { parseRecords } from '../data/records.ts';
 import { KvCacheDecoder } from '../engine/decode.ts';
 import { loadEngine } from '../engine/gpt.ts';
-import { parseRuns, runsJson, upsertRun, type RunRecord } from '../eval/compare.ts';
+import { runsJson, upsertRun, type RunRecord } from '../eval/compare.ts';
 import { generateTexts, GREEDY, type SamplingOptions, type TextGeneration } from '../eval/generate.ts';
 import {
   DEFAULT_TOXICITY_CLASSIFIER,
@@ -23,6 +23,7 @@ import { createNodeGpu } from '../gpu/node.ts';
 import { UserError } from '../model/errors.ts';
 import { integerOption, numberOption } from './options.ts';
 import { openModelDirectory, readDataset, readTextFile } from './model.ts';
+import { readRunsFile, repairMethod } from './records.ts';
 
 /** Options shared by the commands that load a toxicity classifier. */
 export interface ClassifierCommandOptions {
@@ -188,7 +189,7 @@ async function runToxicity(options: ToxicityOptions): Promise<void> {
   const dataset = await readDataset(options.prompts, '--prompts');
   const prompts = dataset.rows.slice(0, options.limit).map((row) => row.prompt);
   const { checkpoint, tokenizer } = await openModelDirectory(options.model);
-  const runs = options.record ? await readRunsFile(options.record) : null;
+  const runs = options.record ? await readRunsFile(options.record, { missingOk: true, option: '--record' }) : null;
   const classifier = await openClassifier(options);
 
   try {
@@ -286,24 +287,6 @@ function toxicitySampling(options: ToxicityOptions): SamplingOptions {
   if (!sampled && options.samples === 1) return GREEDY;
   if (options.topP === 0) throw new UserError('option --top-p: 0 keeps no token; give a value in (0, 1].');
   return { temperature: options.temperature ?? 1, topP: options.topP ?? 0.9, topK: options.topK ?? 0 };
-}
-
-async function readRunsFile(path: string): Promise<RunRecord[]> {
-  const info = await stat(path).catch(() => null);
-  if (!info) return [];
-  return parseRuns(await readTextFile(path, '--record'), path);
-}
-
-/** Returns the `method` of the run.json that `irepair repair` writes next to the weights, if any. */
-async function repairMethod(modelDir: string): Promise<string | undefined> {
-  const text = await readFile(join(modelDir, 'run.json'), 'utf8').catch(() => null);
-  if (text === null) return undefined;
-  try {
-    const method = (JSON.parse(text) as { method?: unknown }).method;
-    return typeof method === 'string' ? method : undefined;
-  } catch {
-    throw new UserError(`${join(modelDir, 'run.json')}: invalid JSON. Remove the file or write it again with irepair repair.`);
-  }
 }
 
 /** Registers `irepair score` and `irepair toxicity`. */
