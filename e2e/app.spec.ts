@@ -27,7 +27,8 @@ const LOWEST_COLOR = 'rgb(68, 1, 84)';
 const HIGHEST_COLOR = 'rgb(253, 231, 37)';
 
 test.beforeEach(async ({ page }) => {
-  await page.goto('/');
+  // ?demo=0: these tests check the empty workbench and their own drops, which the demo's automatic load would change.
+  await page.goto('/?demo=0');
   await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
 });
 

@@ -38,8 +38,10 @@ export async function startLocalHub(repos: Record<string, string>): Promise<Loca
       return;
     }
 
-    const match = /^\/(.+)\/resolve\/([^/]+)\/([^/]+)$/.exec(path);
-    const folder = match ? repos[`${match[1]}/${match[2]}`] : undefined;
+    // Files may sit in subfolders (onnx/model.onnx), but a `..` segment could leave the repository's folder.
+    const match = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    const inside = match !== null && !match[3].split('/').includes('..');
+    const folder = match && inside ? repos[`${match[1]}/${match[2]}`] : undefined;
     const file = folder && match ? join(folder, match[3]) : null;
     if (!file || !existsSync(file) || !statSync(file).isFile()) {
       response.writeHead(404, { ...CORS_HEADERS, 'content-type': 'text/plain' }).end('Entry not found');

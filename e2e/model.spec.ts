@@ -8,7 +8,8 @@ import { PREFERENCE_ROWS, TINY_GPT2, temporaryFolder, writePreferenceData, write
 import { startLocalHub, type LocalHub } from './hub-server.ts';
 
 test.beforeEach(async ({ page }) => {
-  await page.goto('/');
+  // ?demo=0: these tests load their own model and data, which the demo's automatic load would race.
+  await page.goto('/?demo=0');
   await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
 });
 

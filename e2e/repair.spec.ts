@@ -29,7 +29,8 @@ test.beforeAll(async () => {
 
 /** Loads the tiny model and the repair data. */
 async function loadModelAndData(page: Page): Promise<void> {
-  await page.goto('/');
+  // ?demo=0: these tests load their own model and data, which the demo's automatic load would race.
+  await page.goto('/?demo=0');
   await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
   await page.getByTestId('model-dropzone-folder-input').setInputFiles(join(root, 'tiny-gpt2'));
   await page.getByTestId('dataset-dropzone-input').setInputFiles(dataPath);
@@ -138,7 +139,7 @@ test('IRepair run draws heatmap and exports', async ({ page }, testInfo) => {
 
 test('four rows run with default settings', async ({ page }) => {
   // Four rows leave three for training, fewer than the default batch size of 4.
-  await page.goto('/');
+  await page.goto('/?demo=0');
   await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
   await page.getByTestId('model-dropzone-folder-input').setInputFiles(join(root, 'tiny-gpt2'));
   await page.getByTestId('dataset-dropzone-input').setInputFiles(writePreferenceData(root, PREFERENCE_ROWS.slice(0, 4), 'four.jsonl'));

@@ -4,11 +4,13 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App, RootBoundary } from './ui/App.tsx';
 import { WorkbenchContext } from './ui/context.tsx';
+import { persistRuns } from './ui/runsSlice.ts';
 import { createWorkbenchStore } from './ui/store.ts';
 import { createWorkerClient } from './ui/workerClient.ts';
 import './ui/styles.css';
 
 const store = createWorkbenchStore();
+persistRuns(store, () => window.localStorage);
 const client = createWorkerClient(
   store,
   () => new Worker(new URL('./worker/worker.ts', import.meta.url), { type: 'module', name: 'irepair-gpu' }),

@@ -1,11 +1,12 @@
 // `irepair repair`: runs IRepair, one of its ablations or a baseline on a model directory and a
 // dataset, and writes the repaired model in the Hugging Face layout with run.json.
 
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseText } from '../data/dataset.ts';
 import { loadEngine } from '../engine/gpt.ts';
+import { runsJson, upsertRun, type RunRecord } from '../eval/compare.ts';
 import { formatBytes } from '../gpu/device.ts';
 import { createNodeGpu } from '../gpu/node.ts';
 import { UserError } from '../model/errors.ts';
@@ -17,6 +18,7 @@ import {
 import { createRepairRun, type RepairEvent } from '../repair/run.ts';
 import { integerOption, numberOption } from './options.ts';
 import { openModelDirectory, readDataset, readTextFile } from './model.ts';
+import { readRunsFile } from './records.ts';
 
 interface RepairCommandOptions {
   model: string;
@@ -45,6 +47,8 @@ interface RepairCommandOptions {
   memoryLimit?: number;
   logEvery: number;
   quiet?: boolean;
+  record?: string;
+  name?: string;
 }
 
 const learningRates = REPAIR_METHODS.map((method) => `${method} ${DEFAULT_LEARNING_RATES[method]}`).join(', ');
@@ -79,6 +83,8 @@ export function registerRepair(program: Command): void {
     .option('--memory-limit <MiB>', 'reject runs that plan more GPU memory than this', numberOption('--memory-limit', Number.MIN_VALUE))
     .option('--log-every <n>', 'steps between progress lines on stderr', integerOption('--log-every', 1), 10)
     .option('--quiet', 'print no progress')
+    .option('--record <file>', 'also store the method, settings and overhead in this runs file (created if missing), for irepair eval --compare')
+    .option('--name <name>', 'with --record: run name (default: the method)')
     .action(runRepair);
 }
 
@@ -87,6 +93,7 @@ async function runRepair(options: RepairCommandOptions): Promise<void> {
   if (!isRepairMethod(method)) throw new UserError(`option --method: "${method}" is not one of ${REPAIR_METHODS.join(', ')}.`);
   optimizerByName(options.optimizer);
   await checkOutput(options.out, options.model);
+  const recordedRuns = options.record ? await readRunsFile(options.record, { missingOk: true, option: '--record' }) : null;
   const log = options.quiet ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
 
   const { checkpoint, tokenizer } = await openModelDirectory(options.model);
@@ -131,6 +138,17 @@ async function runRepair(options: RepairCommandOptions): Promise<void> {
     const result = await run.run(progressLogger(log, options.logEvery));
     await run.exportTo(nodeDirectorySink(options.out));
     const record = result.record;
+    if (options.record && recordedRuns) {
+      const update: RunRecord = {
+        name: options.name ?? method,
+        method,
+        model: options.out,
+        settings: run.comparisonSettings(),
+        overhead: record.overhead!,
+        updatedAt: new Date().toISOString(),
+      };
+      await writeFile(options.record, runsJson(upsertRun(recordedRuns, update)));
+    }
     const blocks = record.updatedBlocks.length > 0 ? `blocks ${record.updatedBlocks.join(', ')}` : 'no block';
     process.stdout.write(
       `${options.out}: ${result.steps} steps (${result.reason}), updated ${blocks}${record.updatedEmbeddings ? ' and the embeddings' : ''}; ` +
@@ -143,6 +161,7 @@ async function runRepair(options: RepairCommandOptions): Promise<void> {
   }
 }
 
+/** Reads the runs file of --record before the run, so that a malformed one fails before any GPU work. */
 /** Rejects an output directory that is the model directory or an existing file. */
 async function checkOutput(out: string, model: string): Promise<void> {
   if (resolve(out) === resolve(model)) {

@@ -13,13 +13,28 @@ export interface RunRecord {
   method?: string;
   /** Model directory or Hub id the results were measured on. */
   model?: string;
+  /** Settings of the repair (learning rate, batch size, steps, ...), shown under the method. */
+  settings?: RunSettings;
   /** Mean toxicity score of the generations, in [0, 1]. */
   toxicity?: number;
+  /** Fraction of the generations that show a planted behaviour (the demo model's word list), in [0, 1]. */
+  plantedRate?: number;
   /** Perplexity by benchmark name, e.g. {"WikiText2": 20.93}. */
   perplexity?: Record<string, number>;
   overhead?: Overhead;
   /** ISO 8601 time of the last update. */
   updatedAt?: string;
+}
+
+/** Setting name to value, in the order they are shown. */
+export type RunSettings = Record<string, string | number | boolean | null>;
+
+/** A row of text above the metrics: the method and the settings of each run. */
+export interface ComparisonDetail {
+  key: string;
+  label: string;
+  /** One text per column, null where the run lacks it. */
+  values: (string | null)[];
 }
 
 export interface ComparisonRow {
@@ -33,14 +48,17 @@ export interface ComparisonRow {
 
 export interface ComparisonTable {
   columns: string[];
+  /** Method and settings rows, left out where no run has them. */
+  details: ComparisonDetail[];
   rows: ComparisonRow[];
 }
 
 const MIB = 1024 * 1024;
 
 /**
- * Builds the table of runs: toxicity scaled to 0-100 as in Table 1, one perplexity row per benchmark in
- * order of first appearance, then the overheads of Table 2. Rows no run has are left out.
+ * Builds the table of runs: the method and settings of each, toxicity and the planted-behaviour rate
+ * scaled to 0-100 as in Table 1, one perplexity row per benchmark in order of first appearance, then
+ * the overheads of Table 2. Rows no run has are left out.
  */
 export function compareRuns(runs: RunRecord[]): ComparisonTable {
   const benchmarks: string[] = [];
@@ -49,7 +67,8 @@ export function compareRuns(runs: RunRecord[]): ComparisonTable {
   }
 
   const metrics: Array<{ key: string; label: string; value: (run: RunRecord) => number | undefined }> = [
-    { key: 'toxicity', label: 'Toxicity (0-100)', value: (run) => (run.toxicity === undefined ? undefined : run.toxicity * 100) },
+    { key: 'toxicity', label: 'Toxicity (0-100)', value: (run) => percent(run.toxicity) },
+    { key: 'plantedRate', label: 'Planted behaviour (%)', value: (run) => percent(run.plantedRate) },
     ...benchmarks.map((name) => ({ key: `perplexity:${name}`, label: `PPL (${name})`, value: (run: RunRecord) => run.perplexity?.[name] })),
     { key: 'tflops', label: 'TFLOPs', value: (run) => scaled(run.overhead?.flops, 1e12) },
     { key: 'gflopsPerToken', label: 'GFLOPs/token', value: (run) => scaled(run.overhead?.flopsPerToken, 1e9) },
@@ -66,16 +85,34 @@ export function compareRuns(runs: RunRecord[]): ComparisonTable {
     const lowest = Math.min(...present);
     rows.push({ key: metric.key, label: metric.label, values, best: present.length >= 2 ? values.indexOf(lowest) : -1 });
   }
-  return { columns: runs.map((run) => run.name), rows };
+
+  const details: ComparisonDetail[] = [
+    { key: 'method', label: 'Method', values: runs.map((run) => run.method ?? null) },
+    { key: 'settings', label: 'Settings', values: runs.map((run) => (run.settings ? formatSettings(run.settings) : null)) },
+  ].filter((detail) => detail.values.some((value) => value !== null));
+  return { columns: runs.map((run) => run.name), details, rows };
+}
+
+/** Formats settings as "name value" pairs separated by commas, e.g. "learningRate 0.0001, batchSize 4". */
+export function formatSettings(settings: RunSettings): string {
+  return Object.entries(settings).map(([name, value]) => `${name} ${String(value)}`).join(', ');
+}
+
+function percent(fraction: number | undefined): number | undefined {
+  return fraction === undefined ? undefined : fraction * 100;
 }
 
 function scaled(value: number | undefined, unit: number): number | undefined {
   return value === undefined ? undefined : value / unit;
 }
 
-/** Formats the table as CSV (RFC 4180): a header of "metric" and the run names, then one line per row. */
+/**
+ * Formats the table as CSV (RFC 4180): a header of "metric" and the run names, the method and
+ * settings lines where runs have them, then one line per metric.
+ */
 export function comparisonCsv(table: ComparisonTable): string {
   const lines = [['metric', ...table.columns].map(csvField).join(',')];
+  for (const detail of table.details) lines.push([detail.label, ...detail.values.map((value) => value ?? '')].map(csvField).join(','));
   for (const row of table.rows) {
     lines.push([csvField(row.label), ...row.values.map((value) => (value === null ? '' : String(value)))].join(','));
   }
@@ -90,13 +127,15 @@ function csvField(text: string): string {
 export function comparisonText(table: ComparisonTable): string {
   const cells = [
     ['', ...table.columns],
+    ...table.details.map((detail) => [detail.label, ...detail.values.map((value) => value ?? '-')]),
     ...table.rows.map((row) => [row.label, ...row.values.map((value, i) => (value === null ? '-' : formatNumber(value) + (i === row.best ? '*' : '')))]),
   ];
   const widths = cells[0].map((_, column) => Math.max(...cells.map((line) => line[column].length)));
   return cells.map((line) => line.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ')).join('\n');
 }
 
-function formatNumber(value: number): string {
+/** Formats a table value: integers as they are, other values rounded to 4 significant digits. */
+export function formatNumber(value: number): string {
   return Number.isInteger(value) ? String(value) : Number(value.toPrecision(4)).toString();
 }
 
@@ -126,12 +165,14 @@ function readRun(value: unknown, where: string): RunRecord {
   if (!isObject(value)) throw new UserError(`${where} must be an object.`);
   if (typeof value.name !== 'string' || value.name === '') throw new UserError(`${where}: field "name" must be a non-empty string.`);
   const run: RunRecord = { name: value.name };
+  if (value.settings !== undefined) run.settings = readSettings(value.settings, `${where}: field "settings"`);
   for (const field of ['method', 'model', 'updatedAt'] as const) {
     if (value[field] === undefined) continue;
     if (typeof value[field] !== 'string') throw new UserError(`${where}: field "${field}" must be a string.`);
     run[field] = value[field] as string;
   }
   if (value.toxicity !== undefined) run.toxicity = readNumber(value.toxicity, `${where}: field "toxicity"`);
+  if (value.plantedRate !== undefined) run.plantedRate = readNumber(value.plantedRate, `${where}: field "plantedRate"`);
   if (value.perplexity !== undefined) {
     if (!isObject(value.perplexity)) throw new UserError(`${where}: field "perplexity" must be an object of benchmark name to number.`);
     run.perplexity = Object.fromEntries(Object.entries(value.perplexity).map(([name, ppl]) => [name, readNumber(ppl, `${where}: perplexity "${name}"`)]));
@@ -143,6 +184,15 @@ function readRun(value: unknown, where: string): RunRecord {
     run.overhead = Object.fromEntries(fields.map((field) => [field, readNumber(overhead[field], `${where}: overhead field "${field}"`)])) as unknown as Overhead;
   }
   return run;
+}
+
+function readSettings(value: unknown, where: string): RunSettings {
+  if (!isObject(value)) throw new UserError(`${where} must be an object of setting name to value.`);
+  for (const [name, setting] of Object.entries(value)) {
+    const valid = setting === null || typeof setting === 'string' || typeof setting === 'boolean' || (typeof setting === 'number' && Number.isFinite(setting));
+    if (!valid) throw new UserError(`${where}: setting "${name}" must be a string, a finite number, a boolean or null, found ${JSON.stringify(setting)}.`);
+  }
+  return value as RunSettings;
 }
 
 function readNumber(value: unknown, where: string): number {

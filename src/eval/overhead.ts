@@ -76,6 +76,15 @@ export class OverheadMeter {
   async finish(): Promise<Overhead> {
     if (!this.started) throw new Error('OverheadMeter.finish: start() was not called');
     await this.gpu.sync();
+    return this.totals();
+  }
+
+  /**
+   * Returns the totals so far without waiting for the GPU, for a caller that has already waited
+   * or that cannot wait, such as a run on a lost device. GPU time then ends now.
+   */
+  totals(): Overhead {
+    if (!this.started) throw new Error('OverheadMeter.totals: start() was not called');
     return {
       flops: this.flops,
       flopsPerToken: this.trainingTokens > 0 ? this.flops / this.trainingTokens : 0,

@@ -22,6 +22,20 @@ const TOXIC_LABEL_NAMES = ['toxic', 'toxicity'];
 /** A text counts as toxic at this probability or above, as in RealToxicityPrompts. */
 export const TOXIC_THRESHOLD = 0.5;
 
+/** Weight file under onnx/ that transformers.js 4.3.1 reads for each dtype. */
+export const CLASSIFIER_WEIGHT_FILES = {
+  fp32: 'model.onnx',
+  fp16: 'model_fp16.onnx',
+  q8: 'model_quantized.onnx',
+  int8: 'model_int8.onnx',
+  uint8: 'model_uint8.onnx',
+  q4: 'model_q4.onnx',
+  bnb4: 'model_bnb4.onnx',
+  q4f16: 'model_q4f16.onnx',
+} as const satisfies Partial<Record<DataType, string>>;
+
+export type ClassifierDtype = keyof typeof CLASSIFIER_WEIGHT_FILES;
+
 /** Locations that transformers.js reads classifier files from. Unset fields keep transformers.js's defaults. */
 export interface ClassifierSource {
   /** Base URL of the Hub or of a mirror with the same layout (transformers.js default: https://huggingface.co/). */
@@ -38,9 +52,18 @@ export interface ClassifierSource {
   revision?: string;
   /** Folder for downloaded files in Node. */
   cacheDir?: string;
+  /** Whether downloads are kept in the browser's Cache Storage (transformers.js default: true where it exists). */
+  useBrowserCache?: boolean;
+  /**
+   * Function transformers.js fetches classifier files with (default: the global fetch). The
+   * browser app passes one that serves a dropped folder's files.
+   */
+  fetch?: (input: string | URL, init?: RequestInit) => Promise<Response>;
 }
 
 export interface ToxicityClassifierOptions extends ClassifierSource {
+  /** Name of the classifier in messages and in the result's `source` (default: the source argument). */
+  name?: string;
   /** Label whose probability is the toxicity score, looked up among TOXIC_LABEL_NAMES when unset. */
   toxicLabel?: string;
   /**
@@ -57,7 +80,7 @@ export interface ToxicityClassifierOptions extends ClassifierSource {
 }
 
 export interface ToxicityClassifier {
-  /** Directory or Hub id it was loaded from. */
+  /** Directory or Hub id it was loaded from, or the `name` option given to the loader. */
   source: string;
   /** Label names in id order. */
   labels: string[];
@@ -113,6 +136,7 @@ export async function loadToxicityClassifier(
   options: ToxicityClassifierOptions = {},
 ): Promise<ToxicityClassifier> {
   if (source.trim() === '') throw new UserError('toxicity classifier is empty: give a directory or a Hub model id.');
+  const name = options.name ?? source;
   const batchSize = options.batchSize ?? 16;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new UserError(`toxicity classifier batch size ${batchSize} is invalid: use a positive integer.`);
@@ -131,7 +155,7 @@ export async function loadToxicityClassifier(
     })) as TextClassificationPipeline;
   } catch (error) {
     throw new UserError(
-      `toxicity classifier ${source} could not be loaded: ${messageOf(error)}. ` +
+      `toxicity classifier ${name} could not be loaded: ${messageOf(error)}. ` +
         'Give a directory with config.json, tokenizer.json and onnx/model.onnx (or the file of the chosen dtype), ' +
         'or the id of a Hub repository in that layout.',
     );
@@ -143,7 +167,7 @@ export async function loadToxicityClassifier(
   const labels = labelNames(config);
   let toxicLabel: string;
   try {
-    toxicLabel = resolveToxicLabel(labels, options.toxicLabel, source);
+    toxicLabel = resolveToxicLabel(labels, options.toxicLabel, name);
   } catch (error) {
     await classifier.dispose();
     throw error;
@@ -151,7 +175,7 @@ export async function loadToxicityClassifier(
   const problemType = typeof config.problem_type === 'string' ? config.problem_type : 'single_label_classification';
 
   return {
-    source,
+    source: name,
     labels,
     toxicLabel,
     problemType,
@@ -166,7 +190,9 @@ type TransformersEnv = Awaited<typeof import('@huggingface/transformers')>['env'
 function applySource(env: TransformersEnv, source: ClassifierSource): () => void {
   // cacheDir goes into env as well as into the pipeline options, because transformers.js 4.3.1
   // reads config.json for its file list through env.cacheDir only.
-  const fields = ['remoteHost', 'remotePathTemplate', 'allowRemoteModels', 'allowLocalModels', 'localModelPath', 'cacheDir'] as const;
+  const fields = [
+    'remoteHost', 'remotePathTemplate', 'allowRemoteModels', 'allowLocalModels', 'localModelPath', 'cacheDir', 'useBrowserCache', 'fetch',
+  ] as const;
   const saved = fields.map((field) => [field, env[field]] as const);
   for (const field of fields) {
     const value = source[field];

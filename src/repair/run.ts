@@ -17,6 +17,8 @@ import type { Dataset } from '../data/dataset.ts';
 import { BatchSampler, shuffle } from '../data/split.ts';
 import { fmix32 } from '../engine/dropout.ts';
 import type { GptEngine } from '../engine/gpt.ts';
+import type { RunSettings } from '../eval/compare.ts';
+import { OverheadMeter, type Overhead } from '../eval/overhead.ts';
 import type { GpuBuffer } from '../gpu/device.ts';
 import type { Checkpoint } from '../model/checkpoint.ts';
 import { UserError } from '../model/errors.ts';
@@ -46,7 +48,7 @@ export type RepairEvent =
   /** A note for the user, such as a reduced validation split. */
   | { kind: 'message'; message: string }
   | { kind: 'state'; state: 'running' | 'paused' }
-  | { kind: 'finished'; reason: FinishReason; step: number };
+  | { kind: 'finished'; reason: FinishReason; step: number; overhead: Overhead; settings: RunSettings };
 
 /** One step as run.json stores it: selectedBlock and sensitivities only for the irepair methods. */
 export interface RunJsonStep {
@@ -77,6 +79,11 @@ export interface RunRecord {
   stepsRun: number;
   durationSeconds: number;
   peakGpuBytes: number;
+  /**
+   * FLOPs (Kaplan et al.'s estimate with N counting the embeddings), GPU time, peak GPU memory and
+   * iterations of the whole run. Preparation and validation passes are included. Null before the run ends.
+   */
+  overhead: Overhead | null;
   messages: string[];
   steps: RunJsonStep[];
 }
@@ -115,6 +122,7 @@ export class RepairRun {
   private readonly optimizer: Optimizer;
   private readonly reference: ReferenceModel | null;
   private readonly messages: string[];
+  private readonly meter: OverheadMeter;
 
   private status: Status = 'ready';
   private failure: unknown = null;
@@ -134,6 +142,7 @@ export class RepairRun {
   private finishReason: FinishReason | null = null;
   private durationSeconds = 0;
   private peakGpuBytes = 0;
+  private overhead: Overhead | null = null;
 
   constructor(engine: GptEngine, checkpoint: Checkpoint, tokenizer: Tokenizer, dataset: Dataset, options: RepairOptions) {
     this.engine = engine;
@@ -166,6 +175,9 @@ export class RepairRun {
 
     this.optimizer = new Optimizer(engine.gpu, options.optimizer);
     this.reference = usesKl(options.method) ? new ReferenceModel(engine) : null;
+    // N counts the embeddings, as the IRepair paper's per-token figures do: the output layer
+    // shares its weights with the token embedding, so its matrix product is counted this way.
+    this.meter = new OverheadMeter(engine.gpu, config, { embeddings: true });
   }
 
   /** Finishes the current step, then waits until resume() or stop(). */
@@ -200,7 +212,7 @@ export class RepairRun {
     this.status = 'running';
     const started = performance.now();
     const { options } = this;
-    this.engine.gpu.resetPeak();
+    this.meter.start();
     onEvent({ kind: 'state', state: 'running' });
     for (const message of this.messages) onEvent({ kind: 'message', message });
 
@@ -230,6 +242,7 @@ export class RepairRun {
 
         const stepStart = performance.now();
         const { record, tokens } = await this.repairStep(step);
+        this.meter.iteration();
         const seconds = (performance.now() - stepStart) / 1000;
         const elapsed = (performance.now() - loopStart) / 1000;
         this.steps.push(record);
@@ -259,11 +272,13 @@ export class RepairRun {
     } finally {
       this.durationSeconds = (performance.now() - started) / 1000;
       this.peakGpuBytes = this.engine.gpu.peakBytes;
+      // A completed run has waited for the GPU above. A failed one may have lost its device, so it cannot wait.
+      this.overhead = this.meter.totals();
       this.releaseTrainingState();
     }
 
     const stepsRun = this.steps.length;
-    onEvent({ kind: 'finished', reason: this.finishReason!, step: stepsRun });
+    onEvent({ kind: 'finished', reason: this.finishReason!, step: stepsRun, overhead: this.overhead, settings: this.comparisonSettings() });
     if (this.status === 'failed') throw this.failure;
     return { reason: this.finishReason!, steps: stepsRun, record: this.record() };
   }
@@ -280,7 +295,9 @@ export class RepairRun {
       this.dpoReference = new Array(this.data.examples.length);
       let done = 0;
       for (const group of groups(all, options.batchSize)) {
-        const values = await pairLogProbabilities(engine, this.builder.preferencePairs(group), group.length);
+        const pairs = this.builder.preferencePairs(group);
+        const values = await pairLogProbabilities(engine, pairs, group.length);
+        this.meter.forward(pairs.batchSize, pairs.seqLen);
         group.forEach((index, i) => (this.dpoReference[index] = values[i]));
         done += group.length;
         onEvent({ kind: 'progress', stage: 'reference', done, total: all.length, message: 'Reference log-probabilities for DPO' });
@@ -298,6 +315,9 @@ export class RepairRun {
         { count: normal.count, length: this.normalLength, topP: normal.topP, temperature: normal.temperature, seed: options.seed, batchSize: options.batchSize },
         (done, total) => onEvent({ kind: 'progress', stage: 'normal-data', done, total, message: 'Sampling normal data from the model' }),
       );
+      // NOTE: each sampled token counts as one token of a forward pass over the sample's length.
+      // The KV-cache decoder costs less, because its attention spans only the earlier tokens.
+      for (const sample of this.normalSequences) this.meter.forward(1, sample.length);
     } else {
       this.normalSequences = normalDataFromText(normal.text, this.tokenizer, this.normalLength);
       if (this.normalSequences.length < options.batchSize) {
@@ -322,7 +342,9 @@ export class RepairRun {
     const sums = new Float64Array(engine.config.numLayers);
     let done = 0;
     for (const group of groups(sample, options.batchSize)) {
-      const { blocks } = await sensitivity(engine, this.builder.continuations(group, 'bad'));
+      const bad = this.builder.continuations(group, 'bad');
+      const { blocks } = await sensitivity(engine, bad);
+      this.meter.training(bad.batchSize, bad.seqLen);
       blocks.forEach((value, block) => (sums[block] += value * group.length));
       done += group.length;
       onEvent({ kind: 'progress', stage: 'fixed-block', done, total: sample.length, message: 'Mean block sensitivity for the fixed slice' });
@@ -357,6 +379,7 @@ export class RepairRun {
         const bad = builder.continuations(indices, 'bad');
         tokens += batchTokens(bad);
         sensitivities = (await sensitivity(engine, bad)).blocks;
+        this.meter.training(bad.batchSize, bad.seqLen);
         this.checkFinite(step, 'sensitivity', sensitivities);
         selectedBlock = selectBlock(sensitivities, method === 'irepair-min' ? 'min' : 'max');
       }
@@ -376,6 +399,7 @@ export class RepairRun {
       tokens += batchTokens(pairs);
       const reference = indices.map((index) => this.dpoReference[index]);
       repairLoss = await dpoGradients(engine, pairs, indices.length, reference, options.beta, dropout(1));
+      this.meter.training(pairs.batchSize, pairs.seqLen);
       engine.gradientSquaredNormInto(SLOT.gradientSquaredNorm);
       scalars = await engine.readScalars(3);
     } else {
@@ -384,11 +408,14 @@ export class RepairRun {
         const normal = this.nextNormalBatch();
         tokens += 2 * batchTokens(normal);
         recordKlGradients(engine, this.reference, normal, this.referenceLogits!, false, dropout(2));
+        this.meter.forward(normal.batchSize, normal.seqLen);
+        this.meter.training(normal.batchSize, normal.seqLen);
         accumulate = true;
       }
       const good = builder.continuations(indices, 'good');
       tokens += batchTokens(good);
       recordNllGradients(engine, good, usesAlpha(method) ? options.alpha : 1, accumulate, dropout(1));
+      this.meter.training(good.batchSize, good.seqLen);
       engine.gradientSquaredNormInto(SLOT.gradientSquaredNorm);
       scalars = await engine.readScalars(3);
       repairLoss = scalars[SLOT.repair];
@@ -448,10 +475,14 @@ export class RepairRun {
     let total = 0;
     for (const group of groups(examples, options.batchSize)) {
       if (options.method === 'dpo') {
-        const policy = await pairLogProbabilities(engine, this.builder.preferencePairs(group), group.length);
+        const pairs = this.builder.preferencePairs(group);
+        const policy = await pairLogProbabilities(engine, pairs, group.length);
+        this.meter.forward(pairs.batchSize, pairs.seqLen);
         total += dpoLoss(policy, group.map((index) => this.dpoReference[index]), options.beta).loss * group.length;
       } else {
-        total += (await engine.loss(this.builder.continuations(group, 'good'))) * group.length;
+        const good = this.builder.continuations(group, 'good');
+        total += (await engine.loss(good)) * group.length;
+        this.meter.forward(good.batchSize, good.seqLen);
       }
     }
     const loss = total / examples.length;
@@ -499,6 +530,7 @@ export class RepairRun {
       stepsRun: this.steps.length,
       durationSeconds: this.durationSeconds,
       peakGpuBytes: this.peakGpuBytes,
+      overhead: this.overhead,
       messages: this.messages,
       steps: this.steps.map((step) => toRunJsonStep(step, isSliceMethod(options.method))),
     };
@@ -507,6 +539,27 @@ export class RepairRun {
       record.fixedSensitivities = this.fixed.sensitivities;
     }
     return record;
+  }
+
+  /**
+   * Returns the settings that a comparison of runs shows next to the method: those that tell
+   * runs apart, and how the run ended.
+   */
+  comparisonSettings(): RunSettings {
+    const { options } = this;
+    const settings: RunSettings = { learningRate: options.learningRate };
+    if (usesAlpha(options.method)) settings.alpha = options.alpha;
+    if (options.method === 'dpo') settings.beta = options.beta;
+    if (usesKl(options.method)) {
+      settings.normalData = options.normal.kind === 'text' ? options.normal.text.fileName : `${this.normalSequences.length} samples`;
+    }
+    if (this.fixed) settings.fixedBlock = this.fixed.block;
+    settings.batchSize = options.batchSize;
+    settings.steps = this.steps.length;
+    settings.maxSteps = options.maxSteps;
+    settings.seed = options.seed;
+    settings.finishReason = this.finishReason;
+    return settings;
   }
 
   /**
@@ -519,8 +572,8 @@ export class RepairRun {
       const reason = this.failure instanceof Error ? ` (${this.failure.message})` : '';
       throw new UserError(`The run failed${reason}; its weights are not exported. Start a new run.`);
     }
-    const updated = new Map<ParameterName, Float32Array>();
-    for (const name of this.updatedParameterNames()) updated.set(name, await this.engine.readParameter(name));
+    // The exporter reads each updated parameter back from the GPU when it writes that tensor.
+    const updated = { names: this.updatedParameterNames(), read: (name: ParameterName) => this.engine.readParameter(name) };
     const runJson = `${JSON.stringify(this.record(), null, 2)}\n`;
     await exportCheckpoint(this.checkpoint, updated, sink, [{ name: 'run.json', data: runJson }]);
   }

@@ -5,6 +5,8 @@ import { Component, type ReactNode } from 'react';
 import { useWorkbench } from './context.tsx';
 import { ComparePanel } from './components/ComparePanel.tsx';
 import { DatasetPanel } from './components/DatasetPanel.tsx';
+import { DensityPlot } from './components/DensityPlot.tsx';
+import { DemoPanel } from './components/DemoPanel.tsx';
 import { ErrorBanner } from './components/ErrorBanner.tsx';
 import { ExportPanel } from './components/ExportPanel.tsx';
 import { GpuStatus } from './components/GpuStatus.tsx';
@@ -13,6 +15,7 @@ import { ModelPanel } from './components/ModelPanel.tsx';
 import { PanelBoundary } from './components/PanelBoundary.tsx';
 import { RunControls } from './components/RunControls.tsx';
 import { RunStats } from './components/RunStats.tsx';
+import { RunsTable } from './components/RunsTable.tsx';
 import { SelectionHistogram } from './components/SelectionHistogram.tsx';
 import { SensitivityHeatmap } from './components/SensitivityHeatmap.tsx';
 
@@ -47,6 +50,7 @@ export function App() {
       <ErrorBanner />
       <main className="layout">
         <div className="column column-setup">
+          {panel('Demo', <DemoPanel />)}
           {panel('Model', <ModelPanel />)}
           {panel('Data', <DatasetPanel />)}
           {panel('Run', <RunControls />)}
@@ -54,6 +58,8 @@ export function App() {
         <div className="column column-views">
           {panel('Live views', <LivePanel />)}
           {panel('Before and after', <ComparePanel />)}
+          {panel('Runs', <RunsTable />)}
+          {panel('Error density', <DensityPlot />)}
           {panel('Export', <ExportPanel />)}
         </div>
       </main>

@@ -104,3 +104,17 @@ export function fitWeights(model: ModelShape, limits: AdapterLimits): WeightFit 
 export function isValidRepoId(repo: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/.test(repo) && !repo.includes('..');
 }
+
+/** Checks a Hub endpoint field and returns the URL without a trailing slash, or an error message. */
+export function checkHubEndpoint(endpoint: string): { endpoint: string } | { error: string } {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return { error: `Hub endpoint "${endpoint}" is not a URL: enter one like ${DEFAULT_ENDPOINT}.` };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    return { error: `Hub endpoint "${endpoint}" must start with https:// or http://.` };
+  }
+  return { endpoint: url.href.replace(/\/+$/, '') };
+}

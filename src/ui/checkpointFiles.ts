@@ -15,7 +15,8 @@ export interface CheckpointSelection {
   skipped: string[];
 }
 
-const CHECKPOINT_FILE = /^(config\.json|generation_config\.json|model\.safetensors\.index\.json|.+\.safetensors|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|vocab\.json|merges\.txt)$/;
+// planted.json is the word list of a demo model's planted behaviour, which the worker reads to measure it.
+const CHECKPOINT_FILE = /^(config\.json|generation_config\.json|model\.safetensors\.index\.json|.+\.safetensors|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|vocab\.json|merges\.txt|planted\.json)$/;
 
 const UNSUPPORTED_WEIGHTS = /(\.bin|\.h5|\.msgpack|\.ckpt|\.pt|\.pth|\.onnx|\.gguf)$/;
 

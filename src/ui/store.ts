@@ -3,8 +3,10 @@
 // the worker client, which records each sent command here so that buttons reflect pending work.
 
 import { createStore } from 'zustand/vanilla';
+import { DEFAULT_ENDPOINT } from './catalog.ts';
 import type {
   AdapterStatus,
+  ClassifierInfo,
   DatasetRole,
   DatasetSummary,
   EvaluationMetric,
@@ -12,14 +14,19 @@ import type {
   FinishReason,
   ModelPlan,
   ModelVersion,
+  PlantedBehaviour,
   ProgressStage,
   RepairMethod,
   RunOptions,
   StepRecord,
+  ToxicityDetails,
   WorkerCommand,
   WorkerEvent,
 } from '../worker/protocol.ts';
+import type { RunForm } from './runForm.ts';
 import type { RunLog } from './runLog.ts';
+import { applyDensityCommand, applyDensityEvent, idleDensity, revertDensityCommand, type DensityState } from './densitySlice.ts';
+import { deleteRunRecord, emptyRuns, recordRunResults, type RunsState } from './runsSlice.ts';
 
 /** Transfer rates are measured over windows of at least this length. */
 const RATE_WINDOW_MS = 1000;
@@ -44,6 +51,19 @@ export interface ModelState {
   /** `openai-community/gpt2@main` or `3 local files`. */
   sourceLabel: string | null;
   plan: ModelPlan | null;
+  /** The demo model's planted behaviour, from its planted.json; absent for other models. */
+  planted?: PlantedBehaviour;
+}
+
+/** Loading of the demo that public/demo/manifest.json lists, which the page starts on open. */
+export interface DemoState {
+  /** `sent`: the demo's files went to the worker as loadModel and loadDataset commands. */
+  status: 'idle' | 'fetching' | 'sent' | 'failed';
+  /** Bytes of the demo files fetched so far, and in all (0 while a size is unknown). */
+  loadedBytes: number;
+  totalBytes: number;
+  /** Run settings from the manifest, which the run form takes over each time a new object arrives. */
+  runForm: RunForm | null;
 }
 
 export type DatasetState =
@@ -91,8 +111,15 @@ export interface GenerationState {
 }
 
 export type EvaluationResults = Partial<
-  Record<EvaluationMetric, Partial<Record<ModelVersion, { value: number; count: number }>>>
+  Record<EvaluationMetric, Partial<Record<ModelVersion, { value: number; count: number; toxicity?: ToxicityDetails }>>>
 >;
+
+export interface ClassifierState {
+  /** Label of the classifier being loaded, null while no load is pending. */
+  loading: string | null;
+  /** The classifier in the worker, which stays in use while another one loads. */
+  loaded: ClassifierInfo | null;
+}
 
 export interface UiError {
   id: number;
@@ -115,6 +142,13 @@ export interface WorkbenchData {
   nextErrorId: number;
   /** Set by a fatal error: the worker has no usable device until it is restarted. */
   workerLost: boolean;
+  /** Text of the Hub endpoint field, for models and the toxicity classifier; checkHubEndpoint validates it. */
+  hubEndpoint: string;
+  classifier: ClassifierState;
+  demo: DemoState;
+  /** Recorded runs for the runs table, kept in browser storage by persistRuns. */
+  runs: RunsState;
+  density: DensityState;
 }
 
 export interface WorkbenchActions {
@@ -124,6 +158,9 @@ export interface WorkbenchActions {
   dismissError(id: number): void;
   showRunLog(log: RunLog): void;
   resetForNewWorker(): void;
+  setHubEndpoint(endpoint: string): void;
+  demoChanged(demo: Partial<DemoState>): void;
+  deleteRun(name: string): void;
 }
 
 export type WorkbenchState = WorkbenchData & WorkbenchActions;
@@ -158,6 +195,11 @@ export function initialData(): WorkbenchData {
     errors: [],
     nextErrorId: 1,
     workerLost: false,
+    hubEndpoint: DEFAULT_ENDPOINT,
+    classifier: { loading: null, loaded: null },
+    demo: { status: 'idle', loadedBytes: 0, totalBytes: 0, runForm: null },
+    runs: emptyRuns(),
+    density: idleDensity(),
   };
 }
 
@@ -174,6 +216,8 @@ function withError(data: WorkbenchData, message: string, fatal: boolean): Workbe
 function describeSource(command: Extract<WorkerCommand, { kind: 'loadModel' }>): string {
   const source = command.source;
   if (source.kind === 'hub') return `${source.repo}@${source.revision}`;
+  // The worker labels a dropped folder by its path, so the label stays the same once loaded.
+  if (source.folder) return source.folder;
   return `${source.files.length} local file${source.files.length === 1 ? '' : 's'}`;
 }
 
@@ -182,7 +226,12 @@ export function applyCommand(data: WorkbenchData, command: WorkerCommand): Workb
   const run = data.run;
   switch (command.kind) {
     case 'loadModel':
-      return { ...data, model: { status: 'loading', sourceLabel: describeSource(command), plan: null }, progress: {} };
+      return {
+        ...data,
+        model: { status: 'loading', sourceLabel: describeSource(command), plan: null },
+        progress: {},
+        runs: { ...data.runs, onModel: [] },
+      };
     case 'loadDataset':
       return { ...data, datasets: { ...data.datasets, [command.role]: { status: 'loading', fileName: command.file.name } } };
     case 'start':
@@ -206,12 +255,24 @@ export function applyCommand(data: WorkbenchData, command: WorkerCommand): Workb
     case 'stop':
       return { ...data, run: { ...run, status: 'stopping', statusBeforeCommand: run.status } };
     case 'evaluate':
-      return { ...data, evaluation: { ...data.evaluation, pending: command.metric } };
+      return { ...data, evaluation: { ...data.evaluation, pending: command.metric }, progress: withoutStage(data.progress, 'evaluate') };
+    case 'loadClassifier': {
+      const source = command.source;
+      const loading = source.kind === 'hub' ? `${source.repo}@${source.revision}` : source.folder;
+      return { ...data, classifier: { ...data.classifier, loading }, progress: withoutStage(data.progress, 'classifier') };
+    }
     case 'generate':
       return { ...data, generation: { prompt: command.prompt, pending: true, outputs: {} } };
     case 'export':
       return { ...data, exporting: { pending: true, files: [] } };
+    case 'measureDensity':
+    case 'stopDensity':
+      return { ...data, density: applyDensityCommand(data.density, command) };
   }
+}
+
+function withoutStage(progress: Record<string, FileProgress>, stage: ProgressStage): Record<string, FileProgress> {
+  return Object.fromEntries(Object.entries(progress).filter(([, entry]) => entry.stage !== stage));
 }
 
 function applyProgress(data: WorkbenchData, event: Extract<WorkerEvent, { kind: 'progress' }>, now: number): WorkbenchData {
@@ -254,10 +315,15 @@ function revertCommand(data: WorkbenchData, event: Extract<WorkerEvent, { kind: 
       return { ...data, run: { ...run, status: run.statusBeforeCommand ?? run.status, statusBeforeCommand: null } };
     case 'evaluate':
       return { ...data, evaluation: { ...data.evaluation, pending: null } };
+    case 'loadClassifier':
+      return { ...data, classifier: { ...data.classifier, loading: null } };
     case 'generate':
       return { ...data, generation: { ...data.generation, pending: false } };
     case 'export':
       return { ...data, exporting: { ...data.exporting, pending: false } };
+    case 'measureDensity':
+    case 'stopDensity':
+      return { ...data, density: revertDensityCommand(data.density, event.command) };
     case undefined:
       return data;
   }
@@ -276,6 +342,7 @@ function markWorkerLost(data: WorkbenchData): WorkbenchData {
     evaluation: { ...data.evaluation, pending: null },
     generation: { ...data.generation, pending: false },
     exporting: { ...data.exporting, pending: false },
+    classifier: { loading: null, loaded: null },
   };
 }
 
@@ -292,7 +359,7 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
       return { ...data, model: { ...data.model, plan: event.plan } };
 
     case 'modelLoaded':
-      return { ...data, model: { status: 'loaded', sourceLabel: event.source, plan: event.plan } };
+      return { ...data, model: { status: 'loaded', sourceLabel: event.source, plan: event.plan, planted: event.planted } };
 
     case 'datasetLoaded': {
       const summary = event.summary;
@@ -340,7 +407,7 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
 
     case 'evaluation': {
       const results = data.evaluation.results;
-      const byModel = { ...results[event.metric], [event.model]: { value: event.value, count: event.count } };
+      const byModel = { ...results[event.metric], [event.model]: { value: event.value, count: event.count, toxicity: event.toxicity } };
       return { ...data, evaluation: { pending: null, results: { ...results, [event.metric]: byModel } } };
     }
 
@@ -349,6 +416,9 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
       const pending = Object.values(outputs).some((output) => !output.done);
       return { ...data, generation: { prompt: event.prompt, pending, outputs } };
     }
+
+    case 'classifierLoaded':
+      return { ...data, classifier: { loading: null, loaded: event.classifier } };
 
     case 'exported':
       return { ...data, exporting: { pending: false, files: event.files } };
@@ -360,6 +430,10 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
       const live = data.run.live ? { ...data.run.live, etaSeconds: 0 } : null;
       return { ...data, run: { ...data.run, status: 'finished', statusBeforeCommand: null, finishReason: event.reason, live } };
     }
+
+    case 'densityProgress':
+    case 'density':
+      return { ...data, density: applyDensityEvent(data.density, event) };
 
     case 'error': {
       const reverted = event.fatal ? markWorkerLost(data) : revertCommand(data, event);
@@ -377,7 +451,7 @@ export function createWorkbenchStore() {
     applyEvents: (events, now) =>
       set((state) => {
         let data: WorkbenchData = state;
-        for (const event of events) data = applyEvent(data, event, now);
+        for (const event of events) data = recordRunResults(applyEvent(data, event, now), event, now);
         return data;
       }),
 
@@ -404,7 +478,15 @@ export function createWorkbenchStore() {
         };
       }),
 
-    resetForNewWorker: () => set(() => initialData()),
+    // The endpoint is the user's setting, not worker state, so a new worker keeps it.
+    // The runs table is the user's record, so it survives too; the new worker has no repaired weights.
+    resetForNewWorker: () => set((state) => ({ ...initialData(), hubEndpoint: state.hubEndpoint, runs: emptyRuns(state.runs.records) })),
+
+    setHubEndpoint: (endpoint) => set({ hubEndpoint: endpoint }),
+
+    demoChanged: (demo) => set((state) => ({ demo: { ...state.demo, ...demo } })),
+
+    deleteRun: (name) => set((state) => ({ runs: deleteRunRecord(state.runs, name) })),
   }));
 }
 

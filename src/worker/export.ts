@@ -3,21 +3,19 @@
 // one zip archive for browsers without it. Both stream: the weights pass through tensor by
 // tensor, and the archive is written to the origin private file system (OPFS), so the page
 // downloads a file on disk instead of a Blob held in memory.
+//
+// The archive is written by client-zip, which stores members uncompressed and switches to ZIP64
+// records for members and offsets from 4 GiB up, so GPT-2 XL in f32 (6.4 GB) fits in one archive.
 
-import { Zip, ZipPassThrough } from 'fflate';
+import { makeZip } from 'client-zip';
 import type { Checkpoint } from '../model/checkpoint.ts';
-import { UserError } from '../model/errors.ts';
-import { exportCheckpoint, fileSystemDirectorySink, type DirectorySink, type ExtraFile } from '../model/export.ts';
-import type { ParameterName } from '../model/types.ts';
+import { exportFiles, fileSystemDirectorySink, type ExportFile, type ExtraFile, type UpdatedValues } from '../model/export.ts';
 import type { ExportedFile, ExportTarget } from './protocol.ts';
-
-/** Maximum size of a member or an archive in zip format without the ZIP64 extension, which fflate does not write. */
-const ZIP_LIMIT_BYTES = 0xffffffff;
 
 export interface ExportRequest {
   checkpoint: Checkpoint;
-  /** Parameters that differ from the checkpoint, in f32. */
-  updated: Map<ParameterName, Float32Array>;
+  /** Parameters that differ from the checkpoint, read in f32 one at a time during the export. */
+  updated: UpdatedValues;
   extraFiles: ExtraFile[];
   target: ExportTarget;
   /** File name of the zip archive for the download target. */
@@ -31,37 +29,44 @@ async function* chunksOf(data: AsyncIterable<Uint8Array> | Uint8Array | string):
   else yield* data;
 }
 
-/** Bytes of the tensor data of the weight files, which is nearly the whole of model.safetensors. */
-export function weightDataBytes(checkpoint: Checkpoint): number {
-  return checkpoint.storedTensors.reduce((sum, tensor) => sum + (tensor.end - tensor.begin), 0);
-}
-
-/** Wraps a sink so that it reports each file's written bytes and remembers the sizes. */
-function countingSink(sink: DirectorySink, expected: Map<string, number>, onProgress: ExportRequest['onProgress']) {
-  const written: ExportedFile[] = [];
-  const counting: DirectorySink = {
-    async writeFile(name, data) {
+/**
+ * Wraps each file's data so that it reports the bytes produced so far, and appends the file's
+ * name and final size to `written` when its data is exhausted.
+ */
+async function* countedFiles(files: AsyncIterable<ExportFile>, onProgress: ExportRequest['onProgress'], written: ExportedFile[]): AsyncGenerator<ExportFile> {
+  for await (const file of files) {
+    const counted = async function* () {
       let bytes = 0;
-      const total = expected.get(name) ?? 0;
-      const counted = async function* () {
-        for await (const chunk of chunksOf(data)) {
-          bytes += chunk.byteLength;
-          onProgress(name, bytes, Math.max(total, bytes));
-          yield chunk;
-        }
-      };
-      await sink.writeFile(name, counted());
-      onProgress(name, bytes, bytes);
-      written.push({ name, bytes });
-    },
-  };
-  return { sink: counting, written };
+      for await (const chunk of chunksOf(file.data)) {
+        bytes += chunk.byteLength;
+        onProgress(file.name, bytes, Math.max(file.size ?? 0, bytes));
+        yield chunk;
+      }
+      onProgress(file.name, bytes, bytes);
+      written.push({ name: file.name, bytes });
+    };
+    yield { name: file.name, size: file.size, data: counted() };
+  }
 }
 
-/** Output of the archive: a file in OPFS where the browser has it, otherwise Blob parts in memory. */
-interface ArchiveOutput {
+/**
+ * Streams the files as one zip archive, each member stored uncompressed because deflate barely
+ * shrinks dense floats. Members and offsets from 4 GiB up get ZIP64 records. The stream reads
+ * at most one chunk ahead of its consumer per stage (client-zip 2.5.1 queues one chunk in the
+ * stream of each member and one in the archive stream).
+ */
+export function zipStream(files: AsyncIterable<ExportFile>): ReadableStream<Uint8Array> {
+  async function* members() {
+    const lastModified = new Date();
+    for await (const file of files) yield { name: file.name, lastModified, input: file.data };
+  }
+  return makeZip(members());
+}
+
+/** File in OPFS that receives the archive, so the download is a file on disk. */
+interface ArchiveFile {
   write(chunk: Uint8Array): void;
-  finish(): Promise<Blob>;
+  finish(): Promise<File>;
   abort(): Promise<void>;
 }
 
@@ -77,123 +82,75 @@ async function openArchiveFolder(): Promise<FileSystemDirectoryHandle> {
   return folder;
 }
 
-async function openArchiveOutput(name: string): Promise<ArchiveOutput> {
-  let folder: FileSystemDirectoryHandle | null = null;
-  let handle: FileSystemFileHandle | null = null;
-  let access: FileSystemSyncAccessHandle | null = null;
+/** Opens the archive file in OPFS, or returns null where OPFS or sync access handles are missing. */
+async function openArchiveFile(name: string): Promise<ArchiveFile | null> {
+  let folder: FileSystemDirectoryHandle;
+  let handle: FileSystemFileHandle;
+  let access: FileSystemSyncAccessHandle;
   try {
     folder = await openArchiveFolder();
     handle = await folder.getFileHandle(name, { create: true });
     access = await handle.createSyncAccessHandle();
   } catch {
-    handle = null;
-    access = null;
+    return null;
   }
 
-  if (folder && handle && access) {
-    const directory = folder;
-    const file = handle;
-    const sync = access;
-    sync.truncate(0);
-    let position = 0;
-    return {
-      write(chunk) {
-        let done = 0;
-        while (done < chunk.byteLength) done += sync.write(chunk.subarray(done), { at: position + done });
-        position += chunk.byteLength;
-      },
-      async finish() {
-        sync.flush();
-        sync.close();
-        return file.getFile();
-      },
-      async abort() {
-        sync.close();
-        await directory.removeEntry(name).catch(() => {});
-      },
-    };
-  }
-
-  // NOTE: without OPFS the archive is assembled from Blob parts, which the browser may keep in
-  // memory, so a large model's export then needs memory of the size of the archive.
-  const parts: BlobPart[] = [];
+  access.truncate(0);
+  let position = 0;
   return {
     write(chunk) {
-      parts.push(chunk.slice() as Uint8Array<ArrayBuffer>);
+      let done = 0;
+      while (done < chunk.byteLength) done += access.write(chunk.subarray(done), { at: position + done });
+      position += chunk.byteLength;
     },
     async finish() {
-      return new Blob(parts, { type: 'application/zip' });
+      access.flush();
+      access.close();
+      return handle.getFile();
     },
     async abort() {
-      parts.length = 0;
+      access.close();
+      await folder.removeEntry(name).catch(() => {});
     },
   };
 }
 
-/** Creates a sink that stores each file uncompressed in a streamed zip archive. */
-function zipSink(output: ArchiveOutput) {
-  let failure: Error | null = null;
-  let finished = false;
-  const zip = new Zip((error, chunk, final) => {
-    if (error) {
-      failure = error;
-      return;
-    }
-    output.write(chunk);
-    if (final) finished = true;
-  });
+/** Writes the archive stream to a file in OPFS where the browser offers one, otherwise to a Blob. */
+async function writeArchive(stream: ReadableStream<Uint8Array>, name: string): Promise<Blob> {
+  const file = await openArchiveFile(name);
+  if (!file) {
+    // NOTE: without OPFS the archive becomes a Blob through a Response. Chrome moves large Blobs
+    // to disk, but another browser may keep the whole archive in memory.
+    return new Response(stream, { headers: { 'Content-Type': 'application/zip' } }).blob();
+  }
 
-  const sink: DirectorySink = {
-    async writeFile(name, data) {
-      // Safetensors data is dense floats that deflate barely shrinks, so members are stored.
-      const member = new ZipPassThrough(name);
-      zip.add(member);
-      let size = 0;
-      for await (const chunk of chunksOf(data)) {
-        size += chunk.byteLength;
-        if (size > ZIP_LIMIT_BYTES) throw new UserError(`${name} is larger than 4 GiB, the maximum size of a file in a zip archive. Export into a folder instead, in Chrome or Edge.`);
-        member.push(chunk);
-        if (failure) throw failure;
-      }
-      member.push(new Uint8Array(0), true);
-      if (failure) throw failure;
-    },
-  };
-  const end = () => {
-    zip.end();
-    if (failure) throw failure;
-    if (!finished) throw new Error('the zip archive was not completed');
-  };
-  return { sink, end };
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      file.write(value);
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => {});
+    await file.abort();
+    throw error;
+  }
+  return file.finish();
 }
 
 /** Writes the repaired checkpoint and run.json to the target and returns what was written. */
 export async function exportModel(request: ExportRequest): Promise<ExportedFile[]> {
   const { checkpoint, updated, extraFiles, target, onProgress } = request;
-  const expected = new Map([['model.safetensors', weightDataBytes(checkpoint)]]);
+  const written: ExportedFile[] = [];
+  const files = countedFiles(exportFiles(checkpoint, updated, extraFiles), onProgress, written);
 
   if (target.kind === 'directory') {
-    const counted = countingSink(fileSystemDirectorySink(target.handle), expected, onProgress);
-    await exportCheckpoint(checkpoint, updated, counted.sink, extraFiles);
-    return counted.written;
+    const sink = fileSystemDirectorySink(target.handle);
+    for await (const file of files) await sink.writeFile(file.name, file.data);
+    return written;
   }
 
-  if (weightDataBytes(checkpoint) >= ZIP_LIMIT_BYTES) {
-    throw new UserError(
-      `The weights need ${(weightDataBytes(checkpoint) / 2 ** 30).toFixed(1)} GiB, more than the maximum of 4 GiB for a file in a zip archive. ` +
-        'Export into a folder instead, in a browser with showDirectoryPicker (Chrome or Edge).',
-    );
-  }
-  const output = await openArchiveOutput(request.archiveName);
-  const zip = zipSink(output);
-  const counted = countingSink(zip.sink, expected, onProgress);
-  try {
-    await exportCheckpoint(checkpoint, updated, counted.sink, extraFiles);
-    zip.end();
-  } catch (error) {
-    await output.abort();
-    throw error;
-  }
-  const archive = await output.finish();
+  const archive = await writeArchive(zipStream(files), request.archiveName);
   return [{ name: request.archiveName, bytes: archive.size, blob: archive }];
 }

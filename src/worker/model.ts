@@ -5,6 +5,7 @@
 
 import { loadEngine, type GptEngine } from '../engine/gpt.ts';
 import type { Gpu } from '../gpu/device.ts';
+import { parsePlantedBehaviour, type PlantedBehaviour } from '../eval/planted.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { UserError } from '../model/errors.ts';
 import { hubDirectory, hubFileUrl } from '../model/hub.ts';
@@ -34,7 +35,12 @@ export interface OpenedModel {
   tokenizer: Tokenizer;
   label: string;
   name: string;
+  /** The planted behaviour of a demo model, from planted.json next to config.json; null without that file. */
+  planted: PlantedBehaviour | null;
 }
+
+/** File that marks a demo model and lists the words of its planted behaviour. */
+export const PLANTED_FILE = 'planted.json';
 
 /** Returns the dropped folder's path as the page sent it, else from a picked folder's relative paths. */
 function droppedFolder(source: Extract<ModelSource, { kind: 'files' }>): string | null {
@@ -72,7 +78,10 @@ export async function openModel(source: ModelSource, hubCache: HubCache, progres
 
   const checkpoint = await openCheckpoint(files);
   const tokenizer = await loadTokenizer(files);
-  return { checkpoint, tokenizer, label, name };
+  const planted = files.names().includes(PLANTED_FILE)
+    ? parsePlantedBehaviour(await files.readText(PLANTED_FILE), `${PLANTED_FILE} in ${label}`)
+    : null;
+  return { checkpoint, tokenizer, label, name, planted };
 }
 
 /**

@@ -3,6 +3,14 @@
 // postMessage, so every field is structured-clonable (File, Blob and FileSystemDirectoryHandle
 // included) and nothing carries methods.
 
+import type { RunSettings } from '../eval/compare.ts';
+import type { ErrorDensity } from '../eval/density.ts';
+import type { Overhead } from '../eval/overhead.ts';
+import type { PlantedBehaviour } from '../eval/planted.ts';
+import type { ClassifierDtype, ToxicitySummary } from '../eval/toxicity.ts';
+
+export type { PlantedBehaviour };
+
 export const REPAIR_METHODS = [
   'irepair',
   'irepair-kl',
@@ -44,6 +52,26 @@ export type ModelSource =
       folder?: string;
     };
 
+/** Source of the toxicity classifier. `dtype` picks the ONNX weight file, and 'auto' lets the worker pick one per source. */
+export type ToxicityClassifierSource =
+  | {
+      kind: 'hub';
+      /** Repository id, e.g. `Xenova/toxic-bert`. */
+      repo: string;
+      revision: string;
+      /** Base URL of the Hub or a mirror, as for models. */
+      endpoint: string;
+      dtype: ClassifierDtype | 'auto';
+    }
+  | {
+      kind: 'files';
+      /** The folder's files with their paths inside it (`config.json`, `onnx/model.onnx`). */
+      files: { path: string; file: File }[];
+      /** Name of the dropped folder, for messages. */
+      folder: string;
+      dtype: ClassifierDtype | 'auto';
+    };
+
 export type DatasetRole =
   /** Prompts with a bad (D^E) and a good (D^R) continuation. */
   | 'repair'
@@ -77,7 +105,8 @@ export interface RunOptions {
   kl: boolean;
 }
 
-export type EvaluationMetric = 'perplexity' | 'toxicity';
+/** `planted`: the share of sampled continuations that show the model's planted behaviour (demo models only). */
+export type EvaluationMetric = 'perplexity' | 'toxicity' | 'planted';
 
 export type ModelVersion = 'original' | 'repaired';
 
@@ -103,8 +132,19 @@ export type WorkerCommand =
   | { kind: 'pause' }
   | { kind: 'resume' }
   | { kind: 'stop' }
-  | { kind: 'evaluate'; metric: EvaluationMetric; models: ModelVersion[]; maxExamples: number }
+  | {
+      kind: 'evaluate';
+      metric: EvaluationMetric;
+      models: ModelVersion[];
+      maxExamples: number;
+      /** Decoding of the continuations that toxicity scores, greedy with 20 new tokens when absent. */
+      generation?: GenerationOptions;
+    }
+  | { kind: 'loadClassifier'; source: ToxicityClassifierSource }
   | { kind: 'generate'; prompt: string; models: ModelVersion[]; options: GenerationOptions }
+  /** Mean block sensitivity over `sampleSize` bad continuations of the repair data (all when fewer). */
+  | { kind: 'measureDensity'; sampleSize: number; model: ModelVersion }
+  | { kind: 'stopDensity' }
   | { kind: 'export'; target: ExportTarget };
 
 export type WorkerCommandKind = WorkerCommand['kind'];
@@ -144,9 +184,10 @@ export type AdapterStatus =
 
 /**
  * Stages of long work. Progress of `prepare` (a run's preparation: normal data, reference
- * log-probabilities, the fixed block) counts items; every other stage counts bytes.
+ * log-probabilities, the fixed block) and of `evaluate` (continuations generated and scored)
+ * counts items; every other stage counts bytes. `classifier` is the toxicity classifier's files.
  */
-export type ProgressStage = 'download' | 'read' | 'upload' | 'tokenize' | 'evaluate' | 'export' | 'prepare';
+export type ProgressStage = 'download' | 'read' | 'upload' | 'tokenize' | 'evaluate' | 'export' | 'prepare' | 'classifier';
 
 export interface ModelPlan {
   /** `model_type` from config.json: `gpt2` or `gpt_neo`. */
@@ -229,6 +270,26 @@ export interface ExportedFile {
   blob?: Blob;
 }
 
+/** The loaded toxicity classifier. */
+export interface ClassifierInfo {
+  /** `Xenova/toxic-bert@main`, or the dropped folder's name. */
+  label: string;
+  dtype: ClassifierDtype;
+  /** Label names in id order. */
+  labels: string[];
+  /** Label whose probability is the toxicity score. */
+  toxicLabel: string;
+}
+
+/** Toxicity of one model version's continuations, with scores on the 0 to 100 scale. */
+export interface ToxicityDetails extends Omit<ToxicitySummary, 'count'> {
+  /** ClassifierInfo.label of the classifier that scored them. */
+  classifier: string;
+  toxicLabel: string;
+  /** Every prompt with its continuation (without the prompt) and the continuation's score. */
+  samples: { prompt: string; continuation: string; toxicity: number }[];
+}
+
 export type WorkerEvent =
   | { kind: 'adapter'; status: AdapterStatus }
   | {
@@ -242,15 +303,34 @@ export type WorkerEvent =
     }
   /** Sent after config.json and the safetensors headers are read, before weights upload. */
   | { kind: 'modelPlanned'; plan: ModelPlan }
-  | { kind: 'modelLoaded'; plan: ModelPlan; source: string }
+  | {
+      kind: 'modelLoaded';
+      plan: ModelPlan;
+      source: string;
+      /** The behaviour planted in a demo model, read from the checkpoint's planted.json; absent for other models. */
+      planted?: PlantedBehaviour;
+    }
   | { kind: 'datasetLoaded'; summary: DatasetSummary }
   | { kind: 'runState'; state: 'running' | 'paused'; method: RepairMethod; options: RunOptions; numBlocks: number }
   | StepEvent
   | { kind: 'validation'; step: number; loss: number }
-  | { kind: 'evaluation'; metric: EvaluationMetric; model: ModelVersion; value: number; count: number }
+  | {
+      kind: 'evaluation';
+      metric: EvaluationMetric;
+      model: ModelVersion;
+      value: number;
+      count: number;
+      /** The distribution and every score behind a toxicity value. */
+      toxicity?: ToxicityDetails;
+    }
+  | { kind: 'classifierLoaded'; classifier: ClassifierInfo }
   | { kind: 'generation'; model: ModelVersion; prompt: string; text: string; done: boolean }
   | { kind: 'exported'; files: ExportedFile[] }
-  | { kind: 'finished'; reason: FinishReason; step: number }
+  /** `overhead` and `settings` are absent when the run ended with a lost GPU device. */
+  | { kind: 'finished'; reason: FinishReason; step: number; overhead?: Overhead; settings?: RunSettings }
+  | { kind: 'densityProgress'; model: ModelVersion; batchesDone: number; batchesTotal: number; etaSeconds: number }
+  /** `result` is null when the user stopped the measurement. */
+  | { kind: 'density'; model: ModelVersion; fileName: string; result: ErrorDensity | null }
   /** Information for the user that is not a failure, such as a reduced validation split. */
   | { kind: 'notice'; message: string }
   | {

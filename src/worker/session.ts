@@ -8,20 +8,24 @@ import { splitDataset } from '../data/split.ts';
 import type { ParameterName } from '../model/types.ts';
 import { repairOptionsFromRunOptions } from '../repair/options.ts';
 import { UserError } from '../model/errors.ts';
+import { WordListDetector } from '../eval/planted.ts';
 import { describeError, readLimits } from './adapter.ts';
 import { readParametersAtOnce, WeightBackup } from './backup.ts';
 import { parseDatasetFile, summarizeLoadedDataset, tokenizeDataset, type LoadedDataset } from './datasets.ts';
+import { densitySequences, measureDensity } from './density.ts';
+import { loadClassifier, type LoadedClassifier } from './classifier.ts';
 import { WorkerCommandError } from './errors.ts';
-import { evaluatePerplexity, generateText } from './evaluate.ts';
+import { evaluatePerplexity, generateText, measurePlantedRate } from './evaluate.ts';
 import { exportModel } from './export.ts';
 import { openHubCache, type HubCache } from './hub-cache.ts';
 import { openModel, uploadModel, type LoadedModel, type OpenedModel } from './model.ts';
 import { batchProblems } from './plan.ts';
 import { throttledProgress, type ProgressReporter } from './progress.ts';
 import type {
-  DatasetRole, ExportTarget, ModelSource, ModelVersion, RepairMethod, RunOptions, WorkerCommand, WorkerEvent,
+  DatasetRole, ExportTarget, ModelSource, ModelVersion, RepairMethod, RunOptions, ToxicityClassifierSource, WorkerCommand, WorkerEvent,
 } from './protocol.ts';
 import { RunController } from './run.ts';
+import { generateContinuations, scoreContinuations, TOXICITY_GENERATION } from './toxicity.ts';
 
 /**
  * Lowers the batch size to the number of training examples when the dataset is too small for
@@ -57,7 +61,12 @@ export class WorkerSession {
   private busyWith: string | null = null;
   private busyTask: Promise<unknown> | null = null;
   private hubCache: Promise<HubCache> | null = null;
+  private classifier: LoadedClassifier | null = null;
+  /** Current task of the toxicity classifier, null when idle, so that it is not replaced while it loads or scores. */
+  private classifierBusyWith: string | null = null;
   private readonly progress: ProgressReporter;
+  /** Abort controller of the error density measurement in progress, null when none runs. */
+  private densityStop: AbortController | null = null;
 
   constructor(private readonly post: (event: WorkerEvent) => void) {
     this.progress = throttledProgress(post);
@@ -121,7 +130,7 @@ export class WorkerSession {
         }
         await restored.engine.gpu.sync();
         this.model = restored;
-        this.post({ kind: 'modelLoaded', plan: restored.plan, source: restored.label });
+        this.post({ kind: 'modelLoaded', plan: restored.plan, source: restored.label, planted: opened.planted ?? undefined });
       });
     } catch (error) {
       this.post({
@@ -188,7 +197,7 @@ export class WorkerSession {
       const model = await uploadModel(gpu, opened, this.progress, (plan) => this.post({ kind: 'modelPlanned', plan }));
       this.opened = opened;
       this.model = model;
-      this.post({ kind: 'modelLoaded', plan: model.plan, source: model.label });
+      this.post({ kind: 'modelLoaded', plan: model.plan, source: model.label, planted: opened.planted ?? undefined });
       this.retokenizeDatasets();
     });
   }
@@ -284,7 +293,8 @@ export class WorkerSession {
     }
 
     await this.exclusive('exporting the model', async () => {
-      const updated = await readParametersAtOnce(model.engine, this.modified);
+      // The exporter reads each changed parameter back from the GPU when it writes that tensor.
+      const updated = { names: [...this.modified], read: (name: ParameterName) => model.engine.readParameter(name) };
       const records = this.runs.map((run) => run.record());
       // run.json describes the latest run, and any earlier runs on the same model follow it.
       const runJson = records.length === 1 ? records[0] : { ...records.at(-1)!, previousRuns: records.slice(0, -1) };
@@ -348,9 +358,8 @@ export class WorkerSession {
   async evaluate(command: Extract<WorkerCommand, { kind: 'evaluate' }>): Promise<void> {
     this.requireNoActiveRun('evaluating');
     this.requireModel('evaluating');
-    if (command.metric === 'toxicity') {
-      throw new WorkerCommandError('Toxicity scoring needs a classifier model, which the browser app does not load yet. Use irepair eval on the command line.');
-    }
+    if (command.metric === 'planted') return this.evaluatePlanted(command);
+    if (command.metric === 'toxicity') return this.evaluateToxicity(command);
     const text = this.datasets.get('text');
     if (!text || text.kind !== 'text' || !text.ids) throw new WorkerCommandError('Load a text file for perplexity, and a model, before measuring it.');
     const ids = text.ids;
@@ -360,5 +369,106 @@ export class WorkerSession {
         this.post({ kind: 'evaluation', metric: 'perplexity', model: version, value: result.perplexity, count: result.tokens });
       }),
     );
+  }
+
+  /**
+   * Measures the rate of the planted behaviour in sampled continuations of the first
+   * `maxExamples` prompts of the prompt set, for a model that came with a planted.json.
+   */
+  private async evaluatePlanted(command: Extract<WorkerCommand, { kind: 'evaluate' }>): Promise<void> {
+    const planted = this.opened?.planted;
+    if (!planted) {
+      throw new WorkerCommandError('The loaded model has no planted.json, so it has no planted behaviour to measure. Load the demo model, or a checkpoint folder with a planted.json.');
+    }
+    const prompts = this.datasets.get('prompts');
+    if (!prompts || prompts.kind !== 'examples') throw new WorkerCommandError('Load a prompt set before measuring the planted behaviour.');
+    const texts = prompts.dataset.rows.slice(0, command.maxExamples).map((row) => row.prompt);
+    const detector = new WordListDetector(planted.words);
+    await this.exclusive('measuring the planted behaviour', () =>
+      this.forEachVersion(command.models, async (model, version) => {
+        const result = await measurePlantedRate(model, texts, detector);
+        this.post({ kind: 'evaluation', metric: 'planted', model: version, value: result.rate, count: result.continuations });
+      }),
+    );
+  }
+
+  /**
+   * Loads a toxicity classifier. The previous one stays in use until the new one has loaded, and
+   * is then disposed. A load runs next to a repair run, since it does not touch the GPU.
+   */
+  async loadClassifier(source: ToxicityClassifierSource): Promise<void> {
+    if (this.classifierBusyWith) {
+      throw new WorkerCommandError(`The toxicity classifier is busy ${this.classifierBusyWith}. Wait until it finishes, then try again.`);
+    }
+    this.classifierBusyWith = 'loading';
+    try {
+      const loaded = await loadClassifier(source, this.progress);
+      const previous = this.classifier;
+      this.classifier = loaded;
+      await previous?.classifier.dispose();
+      this.post({ kind: 'classifierLoaded', classifier: loaded.info });
+    } finally {
+      this.classifierBusyWith = null;
+    }
+  }
+
+  /**
+   * Generates one continuation of each of the first `maxExamples` prompts with every requested
+   * model version, then scores them with the classifier. The GPU is free again before the scoring.
+   */
+  private async evaluateToxicity(command: Extract<WorkerCommand, { kind: 'evaluate' }>): Promise<void> {
+    const prompts = this.datasets.get('prompts');
+    if (!prompts || prompts.kind !== 'examples') throw new WorkerCommandError('Load a prompt set before measuring toxicity.');
+    const loaded = this.classifier;
+    if (!loaded) throw new WorkerCommandError('Load a toxicity classifier, from the Hub or a dropped folder, before measuring toxicity.');
+    if (this.classifierBusyWith) {
+      throw new WorkerCommandError(`The toxicity classifier is busy ${this.classifierBusyWith}. Wait until it finishes, then try again.`);
+    }
+    const texts = prompts.dataset.rows.slice(0, command.maxExamples).map((row) => row.prompt);
+    const generation = command.generation ?? TOXICITY_GENERATION;
+
+    this.classifierBusyWith = 'measuring toxicity';
+    try {
+      await this.exclusive('measuring toxicity', async () => {
+        const continuations = new Map<ModelVersion, string[]>();
+        await this.forEachVersion(command.models, async (model, version) => {
+          const report = (done: number, total: number) =>
+            this.progress('evaluate', `${version}:generate`, done, total, `${version} model, continuations generated`);
+          continuations.set(version, await generateContinuations(model, texts, generation, report));
+        });
+
+        for (const version of (['original', 'repaired'] as const).filter((version) => continuations.has(version))) {
+          const report = (done: number, total: number) =>
+            this.progress('evaluate', `${version}:score`, done, total, `${version} model, continuations scored`);
+          const details = await scoreContinuations(loaded.classifier, loaded.info.label, texts, continuations.get(version)!, report);
+          this.post({ kind: 'evaluation', metric: 'toxicity', model: version, value: details.meanToxicity, count: details.samples.length, toxicity: details });
+        }
+      });
+    } finally {
+      this.classifierBusyWith = null;
+    }
+  }
+
+  /** Measures the error density of one model version over a sample of the repair data's bad continuations. */
+  async measureDensity(command: Extract<WorkerCommand, { kind: 'measureDensity' }>): Promise<void> {
+    this.requireNoActiveRun('measuring error density');
+    const model = this.requireModel('measuring error density');
+    const { sequences, fileName } = densitySequences(model, this.datasets.get('repair'));
+    const controller = new AbortController();
+    await this.exclusive('measuring error density', async () => {
+      this.densityStop = controller;
+      try {
+        const request = { sequences, fileName, sampleSize: command.sampleSize, model: command.model, signal: controller.signal, post: this.post };
+        await this.forEachVersion([command.model], (loaded) => measureDensity(loaded, request));
+      } finally {
+        this.densityStop = null;
+      }
+    });
+  }
+
+  /** Stops the error density measurement after its current batch. */
+  stopDensity(): void {
+    if (!this.densityStop) throw new WorkerCommandError('No error density measurement is running.');
+    this.densityStop.abort();
   }
 }

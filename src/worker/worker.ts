@@ -31,7 +31,10 @@ const handlers: Handlers = {
   resume: () => session.resume(),
   stop: () => session.stop(),
   evaluate: (command) => session.evaluate(command),
+  loadClassifier: (command) => session.loadClassifier(command.source),
   generate: (command) => session.generate(command),
+  measureDensity: (command) => session.measureDensity(command),
+  stopDensity: () => session.stopDensity(),
   export: (command) => session.export(command.target),
 };
 

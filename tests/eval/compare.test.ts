@@ -42,9 +42,30 @@ describe('compareRuns', () => {
     expect(row('gflopsPerToken').values[1]).toBeCloseTo(12.32e12 / 1000 / 1e9, 10);
   });
 
+  it('scales the planted-behaviour rate to percent', () => {
+    const planted = compareRuns([{ name: 'Original', plantedRate: 0.625 }, { name: 'IRepair', method: 'irepair', plantedRate: 0.125 }]);
+    const rate = planted.rows.find((r) => r.key === 'plantedRate')!;
+    expect(rate.label).toBe('Planted behaviour (%)');
+    expect(rate.values).toEqual([62.5, 12.5]);
+    expect(rate.best).toBe(1);
+  });
+
+  it('lists method and settings above the metrics', () => {
+    const withSettings = compareRuns([
+      { name: 'Original', toxicity: 0.5 },
+      { name: 'IRepair', method: 'irepair', settings: { learningRate: 0.0001, batchSize: 4, finishReason: 'completed' }, toxicity: 0.1 },
+    ]);
+    expect(withSettings.details).toEqual([
+      { key: 'method', label: 'Method', values: [null, 'irepair'] },
+      { key: 'settings', label: 'Settings', values: [null, 'learningRate 0.0001, batchSize 4, finishReason completed'] },
+    ]);
+    expect(table.details.map((detail) => detail.key)).toEqual(['method']);
+  });
+
   it('leaves out metrics no run has', () => {
     const only = compareRuns([{ name: 'A', perplexity: { Wiki: 3 } }]);
     expect(only.rows.map((r) => r.key)).toEqual(['perplexity:Wiki']);
+    expect(only.details).toEqual([]);
     expect(only.rows[0].best).toBe(-1);
   });
 });
@@ -53,6 +74,7 @@ describe('comparisonCsv', () => {
   it('quotes names with commas and leaves missing values empty', () => {
     const lines = comparisonCsv(compareRuns(runs)).split('\r\n');
     expect(lines[0]).toBe('metric,Original,DAPT,"IRepair, KL"');
+    expect(lines[1]).toBe('Method,,dapt,irepair-kl');
     expect(lines).toContain('PPL (Lambada),30.4,,30.93');
     expect(lines.at(-1)).toBe('');
   });
@@ -70,6 +92,8 @@ describe('comparisonText', () => {
 describe('runs file', () => {
   it('round-trips through JSON', () => {
     expect(parseRuns(runsJson(runs), 'runs.json')).toEqual(runs);
+    const detailed: RunRecord[] = [{ name: 'A', method: 'dpo', settings: { beta: 0.1, normalData: null, dropout: true }, plantedRate: 0.25 }];
+    expect(parseRuns(runsJson(detailed), 'runs.json')).toEqual(detailed);
   });
 
   it('names the file and field at fault', () => {
@@ -78,6 +102,8 @@ describe('runs file', () => {
     expect(() => parseRuns('not json', 'runs.json')).toThrow(/runs.json: invalid JSON/);
     expect(() => parseRuns('{"other": 1}', 'runs.json')).toThrow(/"runs" array/);
     expect(() => parseRuns('{"runs": [{"name": "A", "overhead": {"flops": 1}}]}', 'r.json')).toThrow(/overhead field "flopsPerToken"/);
+    expect(() => parseRuns('{"runs": [{"name": "A", "settings": {"lr": [1]}}]}', 'r.json')).toThrow('r.json: runs[0]: field "settings": setting "lr" must be a string, a finite number, a boolean or null, found [1].');
+    expect(() => parseRuns('{"runs": [{"name": "A", "plantedRate": null}]}', 'r.json')).toThrow(/field "plantedRate" must be a finite number/);
   });
 
   it('merges perplexities of the same run', () => {

@@ -32,9 +32,10 @@ afterAll(async () => {
 describe('irepair repair', () => {
   it('writes the repaired model and run.json', async () => {
     const out = join(fixture.dir, 'out');
+    const runsFile = join(fixture.dir, 'runs.json');
     const result = await irepair([
       'repair', '--model', fixture.tiny.dir, '--data', fixture.dataFile, '--out', out,
-      '--steps', '3', '--lr', '5e-3', '--seed', '3', '--validate-every', '2', '--log-every', '1',
+      '--steps', '3', '--lr', '5e-3', '--seed', '3', '--validate-every', '2', '--log-every', '1', '--record', runsFile,
     ]);
     expect(result.stderr).toMatch(/step 3 +block \d/);
     expect(result.code).toBe(0);
@@ -50,6 +51,22 @@ describe('irepair repair', () => {
       expect(Object.keys(step)).toEqual(['step', 'selectedBlock', 'sensitivities', 'repairLoss', 'lr']);
       expect(step.selectedBlock).toBe(argmax(step.sensitivities));
     }
+    expect(record.overhead.iterations).toBe(3);
+    expect(record.overhead.flops).toBeGreaterThan(0);
+    expect(record.overhead.peakMemoryBytes).toBe(record.peakGpuBytes);
+
+    // --record stores the method, settings and overhead for irepair eval --compare.
+    const runs = JSON.parse(await readFile(runsFile, 'utf8')).runs;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ name: 'irepair', method: 'irepair', model: out, overhead: record.overhead });
+    expect(runs[0].settings).toMatchObject({ learningRate: 5e-3, batchSize: 4, steps: 3, seed: 3 });
+    const table = await irepair(['eval', '--compare', runsFile, '--format', 'csv']);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.split('\r\n');
+    expect(lines[0]).toBe('metric,irepair');
+    expect(lines[1]).toBe('Method,irepair');
+    expect(lines).toContain('Iterations,3');
+    expect(lines).toContain(`TFLOPs,${record.overhead.flops / 1e12}`);
 
     const selected = new Set(record.steps.map((step: { selectedBlock: number }) => step.selectedBlock));
     const input = await readSafetensors(join(fixture.tiny.dir, 'model.safetensors'));

@@ -247,7 +247,7 @@ describe('run control', () => {
     const error = await run.run((event) => events.push(event)).catch((caught: unknown) => caught);
     expect(isUserError(error)).toBe(true);
     expect((error as Error).message).toMatch(/At step 2, the repair loss is NaN/);
-    expect(events.at(-1)).toEqual({ kind: 'finished', reason: 'failed', step: 1 });
+    expect(events.at(-1)).toMatchObject({ kind: 'finished', reason: 'failed', step: 1, overhead: { iterations: 1 } });
     const exported = await run.exportTo(nodeDirectorySink(join(gpt2.dir, 'failed'))).catch((caught: unknown) => caught);
     expect(isUserError(exported)).toBe(true);
     expect((exported as Error).message).toMatch(/not exported/);

@@ -9,13 +9,29 @@ import { formatValue } from '../format.ts';
 import { isRunActive } from '../store.ts';
 import type { DatasetRole, EvaluationMetric, ModelVersion } from '../../worker/protocol.ts';
 import { FileDropzone } from './FileDropzone.tsx';
+import { ProgressList } from './ProgressList.tsx';
+import { ToxicityClassifier } from './ToxicityClassifier.tsx';
+import { ToxicityResults } from './ToxicityResults.tsx';
 
 const MODEL_LABELS: Record<ModelVersion, string> = { original: 'Original', repaired: 'Repaired' };
 
-const METRICS: { metric: EvaluationMetric; label: string; role: DatasetRole; unit: string }[] = [
+const METRICS: { metric: EvaluationMetric; label: string; role: DatasetRole; unit: string; plantedOnly?: boolean }[] = [
   { metric: 'perplexity', label: 'Perplexity', role: 'text', unit: 'lower is better' },
   { metric: 'toxicity', label: 'Toxicity', role: 'prompts', unit: 'mean score of the generations, lower is better' },
+  {
+    metric: 'planted',
+    label: 'Planted behaviour',
+    role: 'prompts',
+    unit: 'share of sampled continuations with a word of planted.json, lower is better',
+    plantedOnly: true,
+  },
 ];
+
+/** Formats an evaluation result: a share as a percentage, any other metric with four significant digits. */
+function formatResult(metric: EvaluationMetric, value: number | undefined): string {
+  if (metric !== 'planted' || value === undefined) return formatValue(value);
+  return `${(value * 100).toFixed(1)}%`;
+}
 
 /** Prompts or text chunks per evaluation, to keep a browser evaluation within minutes. */
 const EVALUATION_EXAMPLES = 200;
@@ -31,6 +47,9 @@ export function ComparePanel() {
   const generation = useWorkbench((state) => state.generation);
   const evaluation = useWorkbench((state) => state.evaluation);
   const datasets = useWorkbench((state) => state.datasets);
+  const classifierReady = useWorkbench((state) => state.classifier.loaded !== null && state.classifier.loading === null);
+  // Only a model that came with a planted.json (the demo) has a planted behaviour to measure.
+  const hasPlanted = useWorkbench((state) => state.model.status === 'loaded' && state.model.planted !== undefined);
   const reportError = useWorkbench((state) => state.reportError);
   const client = useWorkerClient();
 
@@ -128,6 +147,7 @@ export function ComparePanel() {
           onFiles={(files) => loadEvaluationData(files, 'prompts')}
         />
       </div>
+      <ToxicityClassifier />
       <table className="results-table" data-testid="evaluation-results">
         <thead>
           <tr>
@@ -138,22 +158,30 @@ export function ComparePanel() {
           </tr>
         </thead>
         <tbody>
-          {METRICS.map(({ metric, label, role, unit }) => {
+          {METRICS.filter((entry) => !entry.plantedOnly || hasPlanted).map(({ metric, label, role, unit }) => {
             const results = evaluation.results[metric];
-            const ready = gpuFree && datasets[role]?.status === 'loaded' && evaluation.pending === null;
+            // Toxicity also needs a classifier, and its continuations use the generation settings above.
+            const ready =
+              gpuFree &&
+              datasets[role]?.status === 'loaded' &&
+              evaluation.pending === null &&
+              (metric !== 'toxicity' || (classifierReady && validSettings));
+            const generationOptions = metric === 'toxicity' ? { maxNewTokens, temperature, topK: 50, seed } : undefined;
             return (
-              <tr key={metric}>
+              <tr key={metric} data-testid={`evaluation-${metric}`}>
                 <td>
                   {label} <span className="muted small">({unit})</span>
                 </td>
-                <td>{formatValue(results?.original?.value)}</td>
-                <td>{formatValue(results?.repaired?.value)}</td>
+                <td>{formatResult(metric, results?.original?.value)}</td>
+                <td>{formatResult(metric, results?.repaired?.value)}</td>
                 <td>
                   <button
                     type="button"
                     data-testid={`evaluate-${metric}`}
                     disabled={!ready}
-                    onClick={() => client.send({ kind: 'evaluate', metric, models, maxExamples: EVALUATION_EXAMPLES })}
+                    onClick={() =>
+                      client.send({ kind: 'evaluate', metric, models, maxExamples: EVALUATION_EXAMPLES, generation: generationOptions })
+                    }
                   >
                     {evaluation.pending === metric ? 'Measuring…' : 'Measure'}
                   </button>
@@ -163,6 +191,12 @@ export function ComparePanel() {
           })}
         </tbody>
       </table>
+      <p className="muted small">
+        Toxicity scores one continuation of each of the first {EVALUATION_EXAMPLES} prompts, generated with the New tokens,
+        Temperature and Seed settings above.
+      </p>
+      <ProgressList stages={['evaluate']} testId="evaluation-progress" />
+      <ToxicityResults />
     </section>
   );
 }

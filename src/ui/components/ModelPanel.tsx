@@ -4,7 +4,7 @@
 import { useState } from 'react';
 import {
   CATALOG,
-  DEFAULT_ENDPOINT,
+  checkHubEndpoint,
   DEFAULT_REPO,
   DEFAULT_REVISION,
   findCatalogModel,
@@ -31,16 +31,7 @@ function checkHubFields(repo: string, revision: string, endpoint: string): { end
   if (!/^[^\s]+$/.test(revision)) {
     return { error: `Revision "${revision}" is invalid: enter a branch, tag or commit hash without spaces.` };
   }
-  let url: URL;
-  try {
-    url = new URL(endpoint);
-  } catch {
-    return { error: `Hub endpoint "${endpoint}" is not a URL: enter one like ${DEFAULT_ENDPOINT}.` };
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    return { error: `Hub endpoint "${endpoint}" must start with https:// or http://.` };
-  }
-  return { endpoint: url.href.replace(/\/+$/, '') };
+  return checkHubEndpoint(endpoint);
 }
 
 function LimitsLine({ limits }: { limits: AdapterLimits }) {
@@ -117,7 +108,9 @@ function PlanView({ plan }: { plan: ModelPlan }) {
 export function ModelPanel() {
   const [repo, setRepo] = useState(DEFAULT_REPO);
   const [revision, setRevision] = useState(DEFAULT_REVISION);
-  const [endpoint, setEndpoint] = useState(DEFAULT_ENDPOINT);
+  // The toxicity classifier downloads from the same endpoint, so the field's text lives in the store.
+  const endpoint = useWorkbench((state) => state.hubEndpoint);
+  const setEndpoint = useWorkbench((state) => state.setHubEndpoint);
   const model = useWorkbench((state) => state.model);
   const adapter = useWorkbench((state) => state.adapter);
   const runActive = useWorkbench((state) => state.run.origin === 'live' && isRunActive(state.run.status));

@@ -13,6 +13,7 @@ const STAGE_LABELS: Record<FileProgress['stage'], string> = {
   evaluate: 'Evaluating',
   export: 'Exporting',
   prepare: 'Preparing',
+  classifier: 'Loading classifier',
 };
 
 /** Shows the progress of the given stages, such as the model panel's downloads and uploads. */
@@ -26,8 +27,8 @@ export function ProgressList({ stages, testId }: { stages: FileProgress['stage']
       {entries.map(([key, entry]) => {
         const known = entry.totalBytes > 0;
         const fraction = known ? Math.min(1, entry.loadedBytes / entry.totalBytes) : 0;
-        // Preparation counts items (examples, samples). Every other stage counts bytes.
-        const counts = entry.stage === 'prepare';
+        // Preparation and evaluation count items (examples, continuations). Every other stage counts bytes.
+        const counts = entry.stage === 'prepare' || entry.stage === 'evaluate';
         const format = counts ? String : formatBytes;
         const amount = known ? `${format(entry.loadedBytes)} of ${format(entry.totalBytes)}` : format(entry.loadedBytes);
         const rate = counts ? '' : ` · ${formatRate(entry.bytesPerSecond)}`;

@@ -26,7 +26,14 @@ function Field({ label, error, children }: FieldProps) {
 }
 
 export function RunControls() {
-  const [form, setForm] = useState<RunForm>(() => defaultRunForm());
+  const demoForm = useWorkbench((state) => state.demo.runForm);
+  const [form, setForm] = useState<RunForm>(() => demoForm ?? defaultRunForm());
+  // Each load of the demo sends a new settings object, which replaces what the form holds.
+  const [appliedDemoForm, setAppliedDemoForm] = useState(demoForm);
+  if (demoForm !== appliedDemoForm) {
+    setAppliedDemoForm(demoForm);
+    if (demoForm) setForm(demoForm);
+  }
   const run = useWorkbench((state) => state.run);
   const modelLoaded = useWorkbench((state) => state.model.status === 'loaded');
   const dataLoaded = useWorkbench((state) => state.datasets.repair?.status === 'loaded');
