@@ -2,12 +2,14 @@
 # Engine benchmark on an NVIDIA GPU, finishing within ten minutes. It runs bench/run.ts through
 # Dawn on the system Vulkan driver (the engine and the TensorFlow.js baseline), then PyTorch eager
 # fp32 (GPT2LMHeadModel, random weights) on the same shapes. It prints the ratios and the
-# fraction of the GPU's fp32 peak that each implementation reaches.
+# fraction of the GPU's fp32 peak that each implementation reaches. Last, it repairs the demo
+# model on the GPU and checks that the export loads into transformers with the same perplexity
+# (bench/gpu/check_export.py).
 #
 # It installs nothing. It needs Node.js 20 or later with `npm ci` done in this checkout (NODE may
 # name a node binary that is not on PATH), the Vulkan loader (libvulkan.so.1) with NVIDIA's
 # Vulkan driver, and a python3 with PyTorch (CUDA) and transformers.
-# NOTE: not yet run on a GPU; the stage time limits (330 s and 240 s) are estimates.
+# NOTE: not yet run on a GPU; the stage time limits (330 s, 240 s and the export stages) are estimates.
 #
 # Usage: bench/gpu/run.sh [--batch B] [--seq-len T] [--iterations N] [--peak-tflops X]
 #                         [--config tiny,gpt2-small] [--skip-tfjs] [--out DIR]
@@ -92,5 +94,20 @@ PYTHONUNBUFFERED=1 timeout 240 python3 bench/gpu/pytorch_gpt2.py --engine-result
   "${peak_option[@]}" --json "$out/pytorch.json" 2>&1 | tee "$out/pytorch.log"
 torch_status=${PIPESTATUS[0]}
 set -e
+
+echo
+echo "== Export check: irepair repair on the demo model, then the export loaded into transformers"
+# A model repaired on the GPU must load into Hugging Face transformers and give the perplexity
+# that irepair eval --ppl gives, and only the blocks run.json lists may differ from the input.
+set +e
+IREPAIR_VULKAN=system timeout 120 "$node" bin/irepair.js repair --model public/demo --data public/demo/repair.jsonl \
+  --out "$out/export" --method irepair --steps 5 --seed 1 --quiet 2>&1 | tee "$out/export.log" \
+  && IREPAIR_VULKAN=system timeout 60 "$node" bin/irepair.js eval --model "$out/export" --ppl public/demo/clean.txt > "$out/export-ppl.json" \
+  && PYTHONUNBUFFERED=1 timeout 120 python3 bench/gpu/check_export.py --original public/demo --exported "$out/export" \
+    --text public/demo/clean.txt --engine-ppl "$out/export-ppl.json" 2>&1 | tee -a "$out/export.log"
+export_status=${PIPESTATUS[0]}
+set -e
+
 [[ "$torch_status" -eq 0 ]] || fail "the PyTorch baseline exited with status $torch_status; see $out/pytorch.log."
 [[ "$engine_status" -eq 0 ]] || fail "the engine benchmark exited with status $engine_status (a loss mismatch with tfjs makes the tfjs ratios invalid); see $out/engine.log."
+[[ "$export_status" -eq 0 ]] || fail "the export check failed; see $out/export.log."
