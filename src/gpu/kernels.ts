@@ -81,6 +81,11 @@ function uniforms(fields: Array<number | { f32: number }>): ArrayBuffer {
 const FLAG_BIAS = 1;
 /** Products with at most this many rows use matmul_forward_narrow. */
 export const NARROW_MATMUL_ROWS = 16;
+/**
+ * Products with a reduction this short (a weight gradient over a batch of few tokens) also use
+ * matmul_forward_narrow: a 16-deep tile step would be one step with two barriers per workgroup.
+ */
+export const NARROW_MATMUL_DEPTH = 16;
 const FLAG_ACCUMULATE = 2;
 
 /** A matrix operand: element (i, k) at buffer[offset + i * rowStride + k * colStride] (in floats). */
@@ -118,8 +123,9 @@ export function matmul(
     flags,
   ]);
   const bindings = { 1: a.buffer, 2: b.buffer, 3: options.bias ?? a.buffer, 4: c.buffer };
-  // A 64-row tile would mostly compute padding for a few rows; the narrow kernel has none.
-  if (M <= NARROW_MATMUL_ROWS) {
+  // A 64-row tile would mostly compute padding for a few rows; the narrow kernel has none. Its
+  // grid has one row of workgroups per output row, so it takes at most MAX_GROUPS rows.
+  if (M <= NARROW_MATMUL_ROWS || (K <= NARROW_MATMUL_DEPTH && M <= MAX_GROUPS)) {
     gpu.dispatch(gpu.pipeline('matmul', matmulSource, 'matmul_forward_narrow'), params, bindings, [Math.ceil(N / 64), M, 1]);
   } else {
     gpu.dispatch(gpu.pipeline('matmul', matmulSource, 'matmul_forward'), params, bindings, [Math.ceil(N / 64), Math.ceil(M / 64), 1]);

@@ -56,6 +56,26 @@ describe('matmul', () => {
     }
   });
 
+  test('shallow product of many rows, transposed A, accumulation', async () => {
+    // c[131, N] = x^T[131, 9] · y[9, N]: a weight gradient over 9 tokens, which takes the kernel
+    // without tiles because the reduction is short.
+    const rows = 131;
+    const depth = 9;
+    const xs = randn(depth * rows, 'shallow-x');
+    const y = randn(depth * N, 'shallow-y');
+    const initial = randn(rows * N, 'shallow-c');
+    const out = upload(gpu, initial);
+    k.matmul(gpu, { M: rows, N, K: depth }, { buffer: upload(gpu, xs), rowStride: 1, colStride: rows },
+      { buffer: upload(gpu, y), rowStride: N, colStride: 1 }, { buffer: out, rowStride: N }, { accumulate: true });
+    const expected = Float64Array.from(initial);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < N; j++) {
+        for (let t = 0; t < depth; t++) expected[i * N + j] += xs[t * rows + i] * y[t * N + j];
+      }
+    }
+    expect(mismatch(await download(gpu, out, rows * N), expected, ATOL, RTOL)).toBeNull();
+  });
+
   test('accumulates into a column slice of a wider output', async () => {
     // C is a [M, 3N] matrix; the product goes to columns N..2N-1 and adds to what is there.
     const weight = randn(K * N, 'matmul-slice-w');
