@@ -7,8 +7,10 @@ import { learnBpe, tokenizerConfigJson, tokenizerJson } from './bpe.ts';
 /**
  * Shape of the demo model: small enough to repair in minutes on a CPU through SwiftShader.
  * NOTE: in the trained model, block 0 has the largest gradient norm on every repair batch (about
- * twice block 1's), so irepair selects block 0 at each step, as irepair-fixed does. Larger or
- * undecayed embeddings during training narrowed the gap but did not close it.
+ * twice block 1's), so irepair selects block 0 at each step, as irepair-fixed does. Block 0 also
+ * leads on good continuations and on clean text. It led in every variant tried as well: 8 blocks
+ * of width 32, embeddings initialized 15 to 25 times larger without weight decay, a planted
+ * behaviour tied to an earlier sentence, and planted training confined to blocks 2 and 3.
  */
 export const DEMO_ARCHITECTURE = { layers: 4, width: 64, heads: 4, contextLength: 64, vocabSize: 768 };
 
