@@ -63,7 +63,7 @@ test('runs table keeps two runs and exports CSV', async ({ page }, testInfo) => 
   await expect(page.getByTestId('runs-column')).toHaveCount(3, { timeout: 60_000 });
 
   // The repaired weights are the second run's, so its column gets the repaired model's perplexity.
-  const columns = ['irepair #1', 'dapt #2', 'Original (tiny-gpt2)'];
+  const columns = ['irepair #1', 'dapt #1', 'Original (tiny-gpt2)'];
   expect(await columnNames(page)).toEqual(columns);
   expect(await rowValues(page, 'iterations')).toEqual([2, 2, null]);
   for (const row of ['tflops', 'gflopsPerToken', 'gpuSeconds', 'peakMemoryMiB']) {
@@ -76,7 +76,7 @@ test('runs table keeps two runs and exports CSV', async ({ page }, testInfo) => 
   expect(perplexity[0]).toBeNull();
   expect(perplexity[1]).toBeGreaterThan(1);
   expect(perplexity[2]).toBeGreaterThan(1);
-  await expect(page.locator('[data-testid="runs-row"][data-row="settings"]')).toContainText('continuesFrom irepair #1');
+  await expect(page.locator('[data-testid="runs-row"][data-row="settings"]')).toContainText('continues from irepair #1');
   await expect(page.getByTestId('error-message')).toHaveCount(0);
   await page.screenshot({ path: testInfo.outputPath('runs-table.png'), fullPage: true });
 
@@ -100,7 +100,7 @@ test('runs table keeps two runs and exports CSV', async ({ page }, testInfo) => 
   await page.reload();
   await expect(page.getByTestId('runs-column')).toHaveCount(3);
   await page.locator('[data-testid="runs-column"][data-run="irepair #1"]').getByTestId('delete-run').click();
-  expect(await columnNames(page)).toEqual(['dapt #2', 'Original (tiny-gpt2)']);
+  expect(await columnNames(page)).toEqual(['dapt #1', 'Original (tiny-gpt2)']);
   await page.reload();
   await expect(page.getByTestId('runs-column')).toHaveCount(2);
 });

@@ -48,6 +48,11 @@ test('demo opens loaded and repairs', async ({ page }, testInfo) => {
   expect(Number(await page.getByTestId('lr-input').inputValue())).toBe(manifest.run.learningRate);
   await expect(page.getByTestId('start-run')).toBeEnabled();
 
+  // Start sits far down the page, so the Demo panel's button brings it into view and focuses it.
+  await page.getByTestId('demo-go-to-start').click();
+  await expect(page.getByTestId('start-run')).toBeFocused();
+  await expect(page.getByTestId('start-run')).toBeInViewport();
+
   // The planted behaviour of the original model: a share of 2 continuations per prompt.
   const planted = page.getByTestId('evaluation-planted');
   await planted.getByTestId('evaluate-planted').click();

@@ -2,7 +2,7 @@
 
 import { expect, test } from '@playwright/test';
 import { CATALOG, findCatalogModel, fitWeights, isValidRepoId, parameterCount } from '../../src/ui/catalog.ts';
-import { lossPoints, selectionCounts, MAX_LOSS_POINTS } from '../../src/ui/chartData.ts';
+import { lossAxisTicks, lossPoints, selectionCounts, MAX_LOSS_POINTS } from '../../src/ui/chartData.ts';
 import { colorAt, normalise, rangeOf } from '../../src/ui/colorScale.ts';
 import { defaultRunForm, parseRunForm, withKl, withMethod } from '../../src/ui/runForm.ts';
 import type { AdapterLimits, StepRecord } from '../../src/worker/protocol.ts';
@@ -82,12 +82,21 @@ test('run form turns fields into options', () => {
       alpha: 0.5,
       batchSize: 4,
       maxSteps: 100,
-      earlyStopping: { patience: 30, validateEvery: 5, validationBatches: 8 },
-      warmupSteps: 100,
+      earlyStopping: { patience: 30, validateEvery: 25, validationBatches: 8 },
+      warmupSteps: 10,
       seed: 7,
       kl: true,
     },
   });
+});
+
+test('run form warmup follows CLI rule', () => {
+  // README and `irepair repair --help`: 150 warmup steps, or a tenth of the steps when that is smaller.
+  const cases: [number, number][] = [[1, 0], [6, 0], [20, 2], [100, 10], [1499, 149], [1500, 150], [2000, 150]];
+  for (const [maxSteps, warmup] of cases) {
+    const parsed = parseRunForm({ ...defaultRunForm(), maxSteps: String(maxSteps) });
+    expect(parsed, `${maxSteps} steps`).toHaveProperty('options.warmupSteps', warmup);
+  }
 });
 
 test('run form names each invalid field', () => {
@@ -127,6 +136,20 @@ test('colour scale ends and normalisation', () => {
 function record(step: number, selectedBlock?: number): StepRecord {
   return { step, sensitivities: [], selectedBlock, repairLoss: 1 / step, lr: 1e-5 };
 }
+
+test('loss axis leaves headroom', () => {
+  // A loss of 1.592 must not sit on the top edge of a 0 to 1.6 axis.
+  expect(lossAxisTicks([{ step: 1, repairLoss: 1.592 }, { step: 2, repairLoss: 1.4 }])).toEqual([0, 0.5, 1, 1.5, 2]);
+  expect(lossAxisTicks([{ step: 1, repairLoss: 0.3, klLoss: 0.01, validationLoss: 7.9 }])).toEqual([0, 2.5, 5, 7.5, 10]);
+  expect(lossAxisTicks([{ step: 1, repairLoss: 0.0123 }])).toEqual([0, 0.005, 0.01, 0.015]);
+  expect(lossAxisTicks([])).toEqual([0, 1]);
+
+  for (const max of [0.001, 0.95, 1, 3.3, 12, 480]) {
+    const ticks = lossAxisTicks([{ step: 1, repairLoss: max }]);
+    expect(ticks[ticks.length - 1], `top for ${max}`).toBeGreaterThanOrEqual(max * 1.05);
+    expect(ticks.length, `tick count for ${max}`).toBeLessThanOrEqual(6);
+  }
+});
 
 test('loss points merge validation and thin long runs', () => {
   const short = lossPoints([record(1), record(2), record(3)], [{ step: 2, loss: 0.7 }, { step: 5, loss: 0.6 }]);

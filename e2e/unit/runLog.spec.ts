@@ -18,6 +18,12 @@ test('run log with sensitivities parses', () => {
   expect(log.steps[1].klLoss).toBeUndefined();
 });
 
+test('run log reads validation losses', () => {
+  const validation = [{ step: 1, loss: 2.25 }, { step: 2, loss: 2 }];
+  expect(parse({ method: 'irepair', steps: [GOOD_STEP], validation }).validation).toEqual(validation);
+  expect(parse({ method: 'irepair', steps: [GOOD_STEP] }).validation).toEqual([]);
+});
+
 test('baseline run log has no blocks', () => {
   const log = parse({ method: 'dapt', steps: [{ step: 1, repairLoss: 3, lr: 1e-6 }] });
   expect(log.numBlocks).toBe(0);
@@ -28,7 +34,8 @@ test('baseline run log has no blocks', () => {
 const BAD_LOGS: [string, unknown, string][] = [
   ['top level array', [], 'run.json: the top level must be an object with method and steps'],
   ['unknown method', { method: 'sgd', steps: [] }, 'run.json: method must be one of irepair, irepair-kl'],
-  ['steps missing', { method: 'irepair' }, 'run.json: steps must be an array (found missing)'],
+  ['method missing', { steps: [] }, 'run.json: missing field method; it must be one of irepair, irepair-kl'],
+  ['steps missing', { method: 'irepair' }, 'run.json: missing field steps; it must be an array.'],
   ['fractional step', { method: 'irepair', steps: [{ ...GOOD_STEP, step: 1.5 }] }, 'run.json: steps[0].step must be a non-negative integer'],
   [
     'steps out of order',
@@ -53,7 +60,18 @@ const BAD_LOGS: [string, unknown, string][] = [
   [
     'repair loss missing',
     { method: 'irepair', steps: [{ ...GOOD_STEP, repairLoss: undefined }] },
-    'run.json: steps[0].repairLoss must be a number (found missing)',
+    'run.json: missing field steps[0].repairLoss; it must be a number.',
+  ],
+  ['validation not array', { method: 'irepair', steps: [], validation: {} }, 'run.json: validation must be an array of { step, loss } (found {})'],
+  [
+    'validation loss missing',
+    { method: 'irepair', steps: [], validation: [{ step: 5, loss: 1 }, { step: 10 }] },
+    'run.json: missing field validation[1].loss; it must be a number.',
+  ],
+  [
+    'validation out of order',
+    { method: 'irepair', steps: [], validation: [{ step: 10, loss: 1 }, { step: 5, loss: 1 }] },
+    'run.json: validation[1].step must be greater than the previous step 10',
   ],
   ['lr as text', { method: 'irepair', steps: [{ ...GOOD_STEP, lr: '2e-5' }] }, 'run.json: steps[0].lr must be a number (found "2e-5")'],
 ];

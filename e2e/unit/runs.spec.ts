@@ -68,7 +68,7 @@ test('finished runs become records', () => {
   finishRun(store, 'dapt', 1);
 
   const [first, second] = store.getState().runs.records;
-  expect(names(store)).toEqual(['irepair #1', 'dapt #2']);
+  expect(names(store)).toEqual(['irepair #1', 'dapt #1']);
   expect(first).toEqual({
     name: 'irepair #1', method: 'irepair', model: 'tiny', settings: { learningRate: 2e-5, steps: 2 }, overhead: OVERHEAD, updatedAt: '2025-01-02T00:00:00.000Z',
   });
@@ -93,20 +93,20 @@ test('evaluations go to the latest run and the original', () => {
     evaluation('planted', 'original', 0.75),
   ]);
   const byName = new Map(store.getState().runs.records.map((record) => [record.name, record]));
-  expect([...byName.keys()]).toEqual(['irepair #1', 'irepair-kl #2', 'Original (tiny)']);
+  expect([...byName.keys()]).toEqual(['irepair #1', 'irepair-kl #1', 'Original (tiny)']);
   expect(byName.get('irepair #1')!.perplexity).toBeUndefined();
-  expect(byName.get('irepair-kl #2')!.perplexity).toEqual({ 'wiki.txt': 21.5 });
-  expect(byName.get('irepair-kl #2')!.toxicity).toBe(0.125);
+  expect(byName.get('irepair-kl #1')!.perplexity).toEqual({ 'wiki.txt': 21.5 });
+  expect(byName.get('irepair-kl #1')!.toxicity).toBe(0.125);
   expect(byName.get('Original (tiny)')).toMatchObject({ model: 'tiny', perplexity: { 'wiki.txt': 19.25 }, plantedRate: 0.75 });
 
   // A deleted run takes no more results, and a new model starts a new chain of runs.
-  store.getState().deleteRun('irepair-kl #2');
+  store.getState().deleteRun('irepair-kl #1');
   send(store, [evaluation('toxicity', 'repaired', 50)]);
   expect(names(store)).toEqual(['irepair #1', 'Original (tiny)']);
   loadModel(store, 'other');
   finishRun(store, 'dpo', 3);
   const dpo = store.getState().runs.records.at(-1)!;
-  expect(dpo.name).toBe('dpo #3');
+  expect(dpo.name).toBe('dpo #1');
   expect(dpo.settings).not.toHaveProperty('continuesFrom');
 });
 
@@ -119,15 +119,15 @@ test('runs persist in browser storage', () => {
 
   loadModel(store, 'tiny');
   finishRun(store, 'irepair', 2);
-  expect(JSON.parse(storage.data.get(RUNS_STORAGE_KEY)!).runs.map((run: RunRecord) => run.name)).toEqual(['kept', 'irepair #2']);
+  expect(JSON.parse(storage.data.get(RUNS_STORAGE_KEY)!).runs.map((run: RunRecord) => run.name)).toEqual(['kept', 'irepair #1']);
 
   // A restarted worker has no repaired weights, but the table stays.
   store.getState().resetForNewWorker();
-  expect(names(store)).toEqual(['kept', 'irepair #2']);
+  expect(names(store)).toEqual(['kept', 'irepair #1']);
   expect(store.getState().runs.onModel).toEqual([]);
 
   store.getState().deleteRun('kept');
-  expect(JSON.parse(storage.data.get(RUNS_STORAGE_KEY)!).runs.map((run: RunRecord) => run.name)).toEqual(['irepair #2']);
+  expect(JSON.parse(storage.data.get(RUNS_STORAGE_KEY)!).runs.map((run: RunRecord) => run.name)).toEqual(['irepair #1']);
 });
 
 test('unreadable stored runs are reported', () => {

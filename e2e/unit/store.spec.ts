@@ -186,7 +186,15 @@ test('run log is refused during a live run', () => {
   const store = createWorkbenchStore();
   store.getState().commandSent({ kind: 'start', method: 'irepair', options: OPTIONS });
   store.getState().applyEvents([{ kind: 'runState', state: 'running', method: 'irepair', options: OPTIONS, numBlocks: 2 }], 0);
-  store.getState().showRunLog({ fileName: 'run.json', method: 'dapt', numBlocks: 0, steps: [] });
+  store.getState().showRunLog({ fileName: 'run.json', method: 'dapt', numBlocks: 0, steps: [], validation: [] });
   expect(store.getState().run.origin).toBe('live');
   expect(store.getState().errors[0].message).toBe('Stop the current run before opening run.json.');
+});
+
+test('run log keeps validation curve', () => {
+  const store = createWorkbenchStore();
+  const validation = [{ step: 25, loss: 1.5 }, { step: 50, loss: 1.25 }];
+  store.getState().showRunLog({ fileName: 'run.json', method: 'dapt', numBlocks: 0, steps: [], validation });
+  expect(store.getState().run.origin).toBe('log');
+  expect(store.getState().run.validation).toEqual(validation);
 });

@@ -119,8 +119,13 @@ async function repair(model: LoadedModel, data: DemoData, options: DemoOptions):
 
   log(`\nRepairing with ${options.method}: ${options.steps} steps of ${options.batchSize} examples from ${data.repair.fileName}, ` +
     `learning rate ${options.learningRate}, sequences of ${run.seqLen} tokens.`);
-  if (options.method.startsWith('irepair')) log('  step  block sensitivity (one bar per block)  selected  repair loss');
-  const result = await run.run(printEvent);
+  const lossLabel = options.method === 'dpo' ? 'DPO loss' : 'NLL of good continuations';
+  if (options.method.startsWith('irepair')) {
+    log('  Bars: block sensitivity (gradient L2 norm), one bar per block from block 0, [ ] around the selected block.');
+    log('  Scale: each step\'s bars are relative to its largest sensitivity, printed as "max" (█ = max, ▁ = below max/8).');
+  }
+  log(`  The validation lines give the mean ${lossLabel} of the held-out pairs.`);
+  const result = await run.run((event) => printEvent(event, lossLabel));
   log(`Exporting to ${options.out}...`);
   await run.exportTo(nodeDirectorySink(options.out));
   return result.record;
@@ -128,26 +133,26 @@ async function repair(model: LoadedModel, data: DemoData, options: DemoOptions):
 
 const BARS = '▁▂▃▄▅▆▇█';
 
-function printEvent(event: RepairEvent): void {
+function printEvent(event: RepairEvent, lossLabel: string): void {
   if (event.kind === 'message') log(`  note: ${event.message}`);
   if (event.kind === 'progress' && event.done === event.total) log(`  ${event.message}: ${event.total} done`);
-  if (event.kind === 'validation') log(`  validation loss after step ${event.step}: ${event.loss.toFixed(3)}`);
+  if (event.kind === 'validation') log(`  validation ${lossLabel} (held-out pairs) after step ${event.step}: ${event.loss.toFixed(3)}`);
   if (event.kind !== 'step') return;
 
   const step = String(event.step).padStart(4);
-  const loss = event.repairLoss.toFixed(3);
+  const loss = `${lossLabel} (repair batch) ${event.repairLoss.toFixed(3)}`;
+  const kl = event.klLoss !== undefined ? `  KL ${event.klLoss.toFixed(4)}` : '';
   if (event.selectedBlock === undefined) {
-    log(`  step ${step}  loss ${loss}${event.klLoss !== undefined ? `  KL ${event.klLoss.toFixed(4)}` : ''}`);
+    log(`  step ${step}  ${loss}${kl}`);
     return;
   }
-  // Bars are scaled to the step's largest sensitivity, and brackets mark the selected block.
+  // Bars are scaled to the step's largest sensitivity, printed as "max", and brackets mark the selected block.
   const largest = Math.max(...event.sensitivities);
   const bars = event.sensitivities.map((value, block) => {
     const bar = BARS[Math.min(BARS.length - 1, Math.floor((value / largest) * BARS.length))];
     return block === event.selectedBlock ? `[${bar}]` : ` ${bar} `;
   }).join('');
-  const kl = event.klLoss !== undefined ? `  KL ${event.klLoss.toFixed(4)}` : '';
-  log(`  ${step}  ${bars.padEnd(33)}  block ${event.selectedBlock}   ${loss}${kl}`);
+  log(`  step ${step}  ${bars}  max ${largest.toPrecision(3)}  block ${event.selectedBlock}  ${loss}${kl}`);
 }
 
 function printComparison(data: DemoData, options: DemoOptions, record: RunRecord, before: Measurement, after: Measurement): void {

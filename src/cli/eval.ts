@@ -24,7 +24,7 @@ import { UserError } from '../model/errors.ts';
 import type { Checkpoint } from '../model/checkpoint.ts';
 import { integerOption, numberOption } from './options.ts';
 import { openModelDirectory, readDataset, readTextFile } from './model.ts';
-import { readRunsFile, repairMethod } from './records.ts';
+import { checkNameOption, readRepairRunInfo, readRunsFile, recordedRunName } from './records.ts';
 
 interface EvalOptions {
   model?: string;
@@ -66,13 +66,13 @@ export function registerEval(program: Command): void {
     .option('--ppl <file>', 'plain-text file: print {"perplexity", "tokens"} over non-overlapping windows of the context length')
     .option('--window <n>', 'with --ppl: tokens per window (default: the model\'s context length)', integerOption('--window', 2, 1 << 20))
     .option('--record <file>', 'with --ppl: also store the perplexity in this runs file (created if missing), for --compare')
-    .option('--name <name>', 'with --record: run name (default: the method in the model\'s run.json, else the directory name)')
+    .option('--name <name>', 'with --record: run name (default: the name that repair --record stored in the model\'s run.json, else its method, else the directory name)')
     .option('--benchmark <name>', 'with --record: benchmark name, e.g. WikiText2 (default: the text file\'s name without extension)')
     .option('--density', 'mean block sensitivity over a sample of bad continuations (D^E) and the top-20% density ratio')
     .option('--data <file>', 'with --density: dataset with bad continuations (pairwise or preference format)')
     .option('--sample <n>', 'with --density: examples drawn from the dataset', integerOption('--sample', 1, 1 << 24), 2000)
     .option('--top-fraction <x>', 'with --density: fraction of blocks counted as the top', numberOption('--top-fraction', 0.01, 0.99), 0.2)
-    .option('--chart', 'with --density: also draw a bar per block on standard error')
+    .option('--chart', 'with --density: also draw a bar per block on stderr')
     .option('--generate', 'generate continuations and write one JSON line per continuation')
     .option('--prompts <file>', 'with --generate: prompts (JSONL, JSON or CSV with prompt or prompt_text)')
     .option('--unconditional <n>', 'with --generate: n texts started from <|endoftext|> instead of prompts', integerOption('--unconditional', 1, 1 << 24))
@@ -95,6 +95,7 @@ export function registerEval(program: Command): void {
         throw new UserError(`irepair eval: give exactly one of --ppl, --density, --generate, --compare (got ${modes.length ? modes.map((m) => `--${m}`).join(', ') : 'none'}).`);
       }
       if (modes[0] === 'compare') return compare(options.compare!, options.format);
+      checkNameOption(options);
 
       if (!options.model) throw new UserError(`option --model is required with --${modes[0]}.`);
       const { checkpoint, tokenizer } = await openModelDirectory(options.model);
@@ -141,6 +142,7 @@ async function preparePerplexity(options: EvalOptions, checkpoint: Checkpoint, t
   if (options.window !== undefined && options.window > contextLength) {
     throw new UserError(`option --window: ${options.window} exceeds the model's context length of ${contextLength} tokens.`);
   }
+  rejectDatasetFile(file);
   const { text } = parseText(await readTextFile(file, '--ppl'), file);
   const ids = tokenizer.encode(text);
   if (ids.length < 2) throw new UserError(`--ppl ${file}: the text has ${ids.length} token(s); perplexity needs at least 2.`);
@@ -151,9 +153,10 @@ async function preparePerplexity(options: EvalOptions, checkpoint: Checkpoint, t
     await writeResult({ perplexity: result.perplexity, tokens: result.tokens }, options.json);
     if (options.record && record) {
       const benchmark = options.benchmark ?? basename(file, extname(file));
-      const method = await repairMethod(options.model!);
+      const info = await readRepairRunInfo(options.model!);
+      const method = info.method;
       const update: RunRecord = {
-        name: options.name ?? method ?? basename(options.model!),
+        name: recordedRunName(options.name, info, options.model!),
         model: options.model,
         perplexity: { [benchmark]: result.perplexity },
         updatedAt: new Date().toISOString(),
@@ -162,6 +165,17 @@ async function preparePerplexity(options: EvalOptions, checkpoint: Checkpoint, t
       await writeFile(options.record, runsJson(upsertRun(record, update)));
     }
   };
+}
+
+/** Rejects a dataset file given to --ppl: its JSON or CSV syntax would be scored as if it were prose. */
+function rejectDatasetFile(file: string): void {
+  const extension = extname(file).toLowerCase();
+  if (['.jsonl', '.json', '.csv'].includes(extension)) {
+    throw new UserError(
+      `--ppl ${file}: is a ${extension.slice(1).toUpperCase()} file, but --ppl takes plain text (.txt), such as WikiText-2's test split. ` +
+        'To score the texts of a dataset, write its prompts or continuations to a .txt file first.',
+    );
+  }
 }
 
 // -------------------------------------------------------------------------------------------------

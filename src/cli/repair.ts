@@ -15,10 +15,13 @@ import {
   DEFAULT_LEARNING_RATES, DEFAULT_NORMAL_SAMPLES, DEFAULT_WARMUP_STEPS, isRepairMethod, optimizerByName, REPAIR_METHODS, usesKl,
   type NormalDataOptions, type RepairMethod,
 } from '../repair/options.ts';
+import {
+  DEFAULT_MAX_STEPS, DEFAULT_PATIENCE, DEFAULT_VALIDATE_EVERY, DEFAULT_VALIDATION_BATCHES,
+} from '../repair/defaults.ts';
 import { createRepairRun, type RepairEvent } from '../repair/run.ts';
 import { integerOption, numberOption } from './options.ts';
 import { openModelDirectory, readDataset, readTextFile } from './model.ts';
-import { readRunsFile } from './records.ts';
+import { checkNameOption, readRunsFile, sinkWithRecordName } from './records.ts';
 
 interface RepairCommandOptions {
   model: string;
@@ -61,7 +64,7 @@ export function registerRepair(program: Command): void {
     .requiredOption('--data <file>', 'dataset: JSONL, JSON or CSV in the pairwise or preference format')
     .requiredOption('--out <dir>', 'directory for the repaired model and run.json (created if missing)')
     .option('--method <name>', `one of ${REPAIR_METHODS.join(', ')}`, 'irepair')
-    .option('--steps <n>', 'maximum number of training steps', integerOption('--steps', 1), 2000)
+    .option('--steps <n>', 'maximum number of training steps', integerOption('--steps', 1), DEFAULT_MAX_STEPS)
     .option('--lr <x>', `peak learning rate (default per method: ${learningRates})`, numberOption('--lr', 0, 10))
     .option('--alpha <x>', 'weight of the repair NLL in alpha * NLL + KL (irepair methods and dapt-kl)', numberOption('--alpha', Number.MIN_VALUE, 1e6), 0.5)
     .option('--batch-size <n>', 'examples per training step', integerOption('--batch-size', 1, 4096), 4)
@@ -70,11 +73,11 @@ export function registerRepair(program: Command): void {
     .option('--normal-samples <n>', 'number of normal sequences sampled from the model for the KL term', integerOption('--normal-samples', 1), DEFAULT_NORMAL_SAMPLES)
     .option('--normal-length <n>', 'tokens per normal sequence (default: the longest repair example)', integerOption('--normal-length', 2))
     .option('--beta <x>', 'DPO inverse temperature beta', numberOption('--beta', Number.MIN_VALUE, 1e6), 0.1)
-    .option('--patience <n>', 'validation checks without improvement before early stopping', integerOption('--patience', 1), 30)
+    .option('--patience <n>', 'validation checks without improvement before early stopping', integerOption('--patience', 1), DEFAULT_PATIENCE)
     .option('--no-early-stopping', 'run all --steps steps')
     .option('--warmup <n>', `linear warmup steps (default: ${DEFAULT_WARMUP_STEPS}, or a tenth of --steps when that is smaller)`, integerOption('--warmup', 0))
-    .option('--validate-every <n>', 'steps between validation checks', integerOption('--validate-every', 1), 25)
-    .option('--validation-batches <n>', 'validation split, in batches of 8 examples (0: no validation)', integerOption('--validation-batches', 0, 1 << 20), 8)
+    .option('--validate-every <n>', 'steps between validation checks', integerOption('--validate-every', 1), DEFAULT_VALIDATE_EVERY)
+    .option('--validation-batches <n>', 'validation split, in batches of 8 examples (0: no validation)', integerOption('--validation-batches', 0, 1 << 20), DEFAULT_VALIDATION_BATCHES)
     .option('--no-dropout', "turn off the dropout of the model's config.json during training steps")
     .option('--clip <x>', 'maximum gradient L2 norm (0: no clipping)', numberOption('--clip', 0), 1)
     .option('--optimizer <name>', 'rmsprop or adamw', 'rmsprop')
@@ -84,7 +87,7 @@ export function registerRepair(program: Command): void {
     .option('--log-every <n>', 'steps between progress lines on stderr', integerOption('--log-every', 1), 10)
     .option('--quiet', 'print no progress')
     .option('--record <file>', 'also store the method, settings and overhead in this runs file (created if missing), for irepair eval --compare')
-    .option('--name <name>', 'with --record: run name (default: the method)')
+    .option('--name <name>', 'with --record: run name (default: the method); run.json stores it as recordName')
     .action(runRepair);
 }
 
@@ -92,6 +95,7 @@ async function runRepair(options: RepairCommandOptions): Promise<void> {
   const method = options.method;
   if (!isRepairMethod(method)) throw new UserError(`option --method: "${method}" is not one of ${REPAIR_METHODS.join(', ')}.`);
   optimizerByName(options.optimizer);
+  checkNameOption(options);
   await checkOutput(options.out, options.model);
   const recordedRuns = options.record ? await readRunsFile(options.record, { missingOk: true, option: '--record' }) : null;
   const log = options.quiet ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
@@ -136,11 +140,14 @@ async function runRepair(options: RepairCommandOptions): Promise<void> {
   process.once('SIGINT', stop);
   try {
     const result = await run.run(progressLogger(log, options.logEvery));
-    await run.exportTo(nodeDirectorySink(options.out));
+    // run.json keeps the recorded name, so that eval --record and toxicity --record add to the same run.
+    const recordName = options.name ?? method;
+    const sink = nodeDirectorySink(options.out);
+    await run.exportTo(options.record ? sinkWithRecordName(sink, recordName) : sink);
     const record = result.record;
     if (options.record && recordedRuns) {
       const update: RunRecord = {
-        name: options.name ?? method,
+        name: recordName,
         method,
         model: options.out,
         settings: run.comparisonSettings(),
@@ -161,7 +168,6 @@ async function runRepair(options: RepairCommandOptions): Promise<void> {
   }
 }
 
-/** Reads the runs file of --record before the run, so that a malformed one fails before any GPU work. */
 /** Rejects an output directory that is the model directory or an existing file. */
 async function checkOutput(out: string, model: string): Promise<void> {
   if (resolve(out) === resolve(model)) {

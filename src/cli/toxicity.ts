@@ -4,7 +4,7 @@
 // Table 1) with its distribution, and write per-text scores with --json.
 
 import { stat, writeFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { DataType } from '@huggingface/transformers';
 import type { Command } from 'commander';
 import { parseRecords } from '../data/records.ts';
@@ -23,7 +23,7 @@ import { createNodeGpu } from '../gpu/node.ts';
 import { UserError } from '../model/errors.ts';
 import { integerOption, numberOption } from './options.ts';
 import { openModelDirectory, readDataset, readTextFile } from './model.ts';
-import { readRunsFile, repairMethod } from './records.ts';
+import { checkNameOption, readRepairRunInfo, readRunsFile, recordedRunName } from './records.ts';
 
 /** Options shared by the commands that load a toxicity classifier. */
 export interface ClassifierCommandOptions {
@@ -179,12 +179,13 @@ export function registerToxicityCommand(program: Command): void {
     .option('--batch-size <n>', 'sequences per GPU pass', integerOption('--batch-size', 1, 4096), 8)
     .option('--json <file>', 'also write the summary and every continuation with its score to this file')
     .option('--record <file>', 'also store the mean toxicity in this runs file (created if missing), for irepair eval --compare')
-    .option('--name <name>', "with --record: run name (default: the method in the model's run.json, else the directory name)");
+    .option('--name <name>', "with --record: run name (default: the name that repair --record stored in the model's run.json, else its method, else the directory name)");
   addClassifierOptions(command).action(runToxicity);
 }
 
 async function runToxicity(options: ToxicityOptions): Promise<void> {
   // Inputs and the classifier are checked before any GPU work, so that a bad option fails fast.
+  checkNameOption(options);
   const sampling = toxicitySampling(options);
   const dataset = await readDataset(options.prompts, '--prompts');
   const prompts = dataset.rows.slice(0, options.limit).map((row) => row.prompt);
@@ -231,9 +232,10 @@ async function runToxicity(options: ToxicityOptions): Promise<void> {
       await writeFile(options.json, `${JSON.stringify({ ...summary, continuations }, null, 2)}\n`);
     }
     if (options.record && runs) {
-      const method = await repairMethod(options.model);
+      const info = await readRepairRunInfo(options.model);
+      const method = info.method;
       const update: RunRecord = {
-        name: options.name ?? method ?? basename(resolve(options.model)),
+        name: recordedRunName(options.name, info, options.model),
         model: options.model,
         toxicity: summary.meanToxicity / 100,
         updatedAt: new Date().toISOString(),

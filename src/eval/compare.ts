@@ -123,15 +123,28 @@ function csvField(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-/** Formats the table as aligned plain text, values rounded to 4 significant digits, best marked with *. */
+/**
+ * Formats the table as aligned plain text, values rounded to 4 significant digits and the best
+ * value of each metric marked with *. A legend for * follows the table, then one settings line per
+ * run, because settings side by side would make the table hundreds of characters wide.
+ */
 export function comparisonText(table: ComparisonTable): string {
+  const columnDetails = table.details.filter((detail) => detail.key !== 'settings');
   const cells = [
     ['', ...table.columns],
-    ...table.details.map((detail) => [detail.label, ...detail.values.map((value) => value ?? '-')]),
+    ...columnDetails.map((detail) => [detail.label, ...detail.values.map((value) => value ?? '-')]),
     ...table.rows.map((row) => [row.label, ...row.values.map((value, i) => (value === null ? '-' : formatNumber(value) + (i === row.best ? '*' : '')))]),
   ];
   const widths = cells[0].map((_, column) => Math.max(...cells.map((line) => line[column].length)));
-  return cells.map((line) => line.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ')).join('\n');
+  const lines = cells.map((line) => line.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  '));
+
+  if (table.rows.some((row) => row.best >= 0)) lines.push('', '* lowest value of the row (every metric here is better lower)');
+  const settings = table.details.find((detail) => detail.key === 'settings');
+  if (settings) {
+    lines.push('', 'Settings:');
+    settings.values.forEach((value, i) => lines.push(`  ${table.columns[i]}: ${value ?? '-'}`));
+  }
+  return lines.join('\n');
 }
 
 /** Formats a table value: integers as they are, other values rounded to 4 significant digits. */

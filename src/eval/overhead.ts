@@ -10,9 +10,17 @@ import type { ModelConfig } from '../model/types.ts';
 import { forwardFlopsPerToken, type FlopsOptions } from './flops.ts';
 
 export interface Overhead {
-  /** Estimated floating-point operations of every pass of the run. */
+  /**
+   * Estimated floating-point operations of every pass of the run: forward and backward passes
+   * (repair loss, sensitivity, KL term) at 3 times a forward pass, plus forward-only passes
+   * (reference model, validation, sampling of normal data).
+   */
   flops: number;
-  /** flops divided by the tokens of the training passes. */
+  /**
+   * `flops`, forward-only passes included, divided by `trainingTokens`. So validation and reference
+   * passes raise it, for example with more validation batches. The IRepair paper's Table 2 reports
+   * TFLOPs/Token without naming the denominator.
+   */
   flopsPerToken: number;
   /** Tokens of the training (forward and backward) passes, padding included. */
   trainingTokens: number;

@@ -116,7 +116,7 @@ export async function openCheckpoint(files: CheckpointFiles): Promise<Checkpoint
   if (!names.includes(CONFIG_FILE)) {
     throw new UserError(`${CONFIG_FILE} not found in ${files.location}. A model directory needs config.json and model.safetensors.`);
   }
-  const config = parseConfig(await readJson(files, CONFIG_FILE), CONFIG_FILE);
+  const config = parseConfig(await readJson(files, CONFIG_FILE), `${CONFIG_FILE} in ${files.location}`);
 
   const { weightFiles, storedByFile, weightsDescription } = await readWeightHeaders(files, names);
   const { tensors, ignoredKeys, storedTensors } = mapParameters(config, weightFiles, storedByFile, weightsDescription);

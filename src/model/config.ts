@@ -87,6 +87,10 @@ class ConfigReader {
   }
 }
 
+const SUPPORTED_MODELS =
+  'Only GPT-2 ("gpt2") and GPT-Neo ("gpt_neo") models are supported; ' +
+  'use a checkpoint of one of them, such as openai-community/gpt2 or EleutherAI/gpt-neo-125m.';
+
 /** Parses config.json contents into a ModelConfig; `fileName` names the file in messages. */
 export function parseConfig(json: unknown, fileName = 'config.json'): ModelConfig {
   if (!isPlainObject(json)) throw new UserError(`${fileName} must contain a JSON object`);
@@ -94,11 +98,11 @@ export function parseConfig(json: unknown, fileName = 'config.json'): ModelConfi
 
   const modelType = json.model_type;
   if (modelType === undefined) {
-    throw reader.error('model_type', 'is missing. Only GPT-2 ("gpt2") and GPT-Neo ("gpt_neo") models are supported.');
+    throw reader.error('model_type', `is missing. ${SUPPORTED_MODELS}`);
   }
   if (modelType === 'gpt2') return parseGpt2(reader, json);
   if (modelType === 'gpt_neo') return parseGptNeo(reader, json);
-  throw reader.error('model_type', `is ${JSON.stringify(modelType)}; only GPT-2 ("gpt2") and GPT-Neo ("gpt_neo") models are supported.`);
+  throw reader.error('model_type', `is ${JSON.stringify(modelType)}. ${SUPPORTED_MODELS}`);
 }
 
 function checkHeads(reader: ConfigReader, headsField: string, hiddenSize: number, numHeads: number): void {

@@ -7,8 +7,17 @@ import { UserError } from '../model/errors.ts';
 import type { TextDataset } from '../data/dataset.ts';
 import { isRepairMethod, isSliceMethod, REPAIR_METHODS, type RepairMethod, type RunOptions } from '../worker/protocol.ts';
 import { DEFAULT_ADAMW, DEFAULT_RMSPROP, type OptimizerSettings } from './optimizer.ts';
+import {
+  DEFAULT_LEARNING_RATES,
+  DEFAULT_MAX_STEPS,
+  DEFAULT_PATIENCE,
+  DEFAULT_VALIDATE_EVERY,
+  DEFAULT_VALIDATION_BATCHES,
+  defaultWarmupSteps,
+} from './defaults.ts';
 
 export { REPAIR_METHODS, isRepairMethod, isSliceMethod, type RepairMethod };
+export * from './defaults.ts';
 
 /** Source of the normal data D^N for the KL term. */
 export type NormalDataOptions =
@@ -68,19 +77,6 @@ export interface RepairOptions {
   faultInjection?: { nonFiniteLossAtStep?: number };
 }
 
-/** Learning rates tuned in the IRepair paper for GPT-2 and GPT-Neo models; the Min and Fixed variants use IRepair's. */
-export const DEFAULT_LEARNING_RATES: Record<RepairMethod, number> = {
-  irepair: 2e-5,
-  'irepair-kl': 5e-5,
-  'irepair-fixed': 2e-5,
-  'irepair-min': 2e-5,
-  dapt: 1e-6,
-  'dapt-kl': 5e-6,
-  dpo: 1e-6,
-};
-
-export const DEFAULT_WARMUP_STEPS = 150;
-
 export const DEFAULT_NORMAL_SAMPLES = 256;
 
 /** Methods with the KL term on normal data. */
@@ -93,14 +89,6 @@ export function usesAlpha(method: RepairMethod): boolean {
   return isSliceMethod(method) || method === 'dapt-kl';
 }
 
-/**
- * Returns the warmup used when none is given: 150 steps, or a tenth of the steps for runs shorter
- * than 1500 steps, so that a short run is not all warmup.
- */
-export function defaultWarmupSteps(maxSteps: number): number {
-  return Math.min(DEFAULT_WARMUP_STEPS, Math.floor(maxSteps / 10));
-}
-
 export type RepairSettings = Partial<Omit<RepairOptions, 'method'>> & { method: RepairMethod };
 
 /** Fills in the defaults for `settings.method` and checks every value (UserError naming the setting). */
@@ -108,7 +96,7 @@ export function resolveRepairOptions(settings: RepairSettings): RepairOptions {
   if (!isRepairMethod(settings.method)) {
     throw new UserError(`Unknown repair method "${String(settings.method)}". Use one of ${REPAIR_METHODS.join(', ')}.`);
   }
-  const maxSteps = settings.maxSteps ?? 2000;
+  const maxSteps = settings.maxSteps ?? DEFAULT_MAX_STEPS;
   const options: RepairOptions = {
     method: settings.method,
     learningRate: settings.learningRate ?? DEFAULT_LEARNING_RATES[settings.method],
@@ -121,10 +109,10 @@ export function resolveRepairOptions(settings: RepairSettings): RepairOptions {
     clipNorm: settings.clipNorm ?? 1,
     dropout: settings.dropout ?? true,
     optimizer: settings.optimizer ?? DEFAULT_RMSPROP,
-    validationBatches: settings.validationBatches ?? 8,
+    validationBatches: settings.validationBatches ?? DEFAULT_VALIDATION_BATCHES,
     validationBatchSize: settings.validationBatchSize ?? 8,
-    validateEvery: settings.validateEvery ?? 25,
-    patience: settings.patience === undefined ? 30 : settings.patience,
+    validateEvery: settings.validateEvery ?? DEFAULT_VALIDATE_EVERY,
+    patience: settings.patience === undefined ? DEFAULT_PATIENCE : settings.patience,
     fixedSample: settings.fixedSample ?? 2000,
     maxLength: settings.maxLength ?? null,
     normal: settings.normal ?? { kind: 'sample', count: DEFAULT_NORMAL_SAMPLES, length: null, topP: 0.9, temperature: 1 },

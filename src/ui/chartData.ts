@@ -35,3 +35,24 @@ export function selectionCounts(steps: StepRecord[], numBlocks: number): { block
   }
   return perBlock;
 }
+
+/**
+ * Computes the loss chart's y ticks from 0 to a round value at least 5 % above the largest loss, so
+ * that no point sits on the top edge. The step is 1, 2, 2.5 or 5 times a power of ten, for about four steps.
+ */
+export function lossAxisTicks(points: LossPoint[]): number[] {
+  let max = 0;
+  for (const point of points) {
+    for (const value of [point.repairLoss, point.klLoss, point.validationLoss]) {
+      if (value !== undefined && Number.isFinite(value)) max = Math.max(max, value);
+    }
+  }
+  if (max <= 0) return [0, 1];
+
+  const rough = (max * 1.05) / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 2.5, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= rough)!;
+  const count = Math.ceil((max * 1.05) / step);
+  // Rounding keeps ticks such as 0.30000000000000004 out of the axis labels.
+  return Array.from({ length: count + 1 }, (_, index) => Number((index * step).toPrecision(12)));
+}

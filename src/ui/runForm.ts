@@ -2,11 +2,19 @@
 // into RunOptions.
 
 import type { RepairMethod, RunOptions } from '../worker/protocol.ts';
+import {
+  DEFAULT_LEARNING_RATES,
+  DEFAULT_MAX_STEPS,
+  DEFAULT_PATIENCE,
+  DEFAULT_VALIDATE_EVERY,
+  DEFAULT_VALIDATION_BATCHES,
+  defaultWarmupSteps,
+} from '../repair/defaults.ts';
 
 export interface MethodInfo {
   label: string;
   description: string;
-  /** Tuned learning rate from the IRepair paper (FSE 2025). The fixed and min variants reuse IRepair's. */
+  /** The learning rate `irepair repair` uses for the method when --lr is not given. */
   defaultLearningRate: number;
   /** Behaviour of the KL switch: fixed by the method (toggling selects the twin), free, or unavailable. */
   kl: { kind: 'fixed'; value: boolean; twin: RepairMethod } | { kind: 'free' } | { kind: 'none' };
@@ -16,43 +24,43 @@ export const METHOD_INFO: Record<RepairMethod, MethodInfo> = {
   irepair: {
     label: 'IRepair',
     description: 'Repairs the most sensitive block, selected again at every step.',
-    defaultLearningRate: 2e-5,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['irepair'],
     kl: { kind: 'fixed', value: false, twin: 'irepair-kl' },
   },
   'irepair-kl': {
     label: 'IRepair + KL',
     description: 'IRepair with a KL term that keeps outputs on normal data close to the original model.',
-    defaultLearningRate: 5e-5,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['irepair-kl'],
     kl: { kind: 'fixed', value: true, twin: 'irepair' },
   },
   'irepair-fixed': {
     label: 'IRepair, fixed block',
     description: 'Repairs the block that is most sensitive at the first step for the whole run.',
-    defaultLearningRate: 2e-5,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['irepair-fixed'],
     kl: { kind: 'free' },
   },
   'irepair-min': {
     label: 'IRepair, least sensitive block',
     description: 'Repairs the least sensitive block at every step; an ablation of the selection.',
-    defaultLearningRate: 2e-5,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['irepair-min'],
     kl: { kind: 'free' },
   },
   dapt: {
     label: 'DAPT',
     description: 'Fine-tunes every block on the good continuations.',
-    defaultLearningRate: 1e-6,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['dapt'],
     kl: { kind: 'fixed', value: false, twin: 'dapt-kl' },
   },
   'dapt-kl': {
     label: 'DAPT + KL',
     description: 'DAPT with the KL term on normal data.',
-    defaultLearningRate: 5e-6,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['dapt-kl'],
     kl: { kind: 'fixed', value: true, twin: 'dapt' },
   },
   dpo: {
     label: 'DPO',
     description: 'Direct preference optimisation of good over bad continuations against the original model.',
-    defaultLearningRate: 1e-6,
+    defaultLearningRate: DEFAULT_LEARNING_RATES['dpo'],
     kl: { kind: 'none' },
   },
 };
@@ -72,25 +80,21 @@ export interface RunForm {
   kl: boolean;
 }
 
-// alpha 0.5, batch size 4, 150 warmup steps, patience 30 and 8 validation batches are the IRepair
-// paper's (FSE 2025) training setup. The step limit and the validation interval are this app's.
+// The same defaults as `irepair repair`, so that a run started here matches one from the command line.
 export function defaultRunForm(method: RepairMethod = 'irepair'): RunForm {
   return {
     method,
     learningRate: String(METHOD_INFO[method].defaultLearningRate),
     alpha: '0.5',
     batchSize: '4',
-    maxSteps: '1000',
+    maxSteps: String(DEFAULT_MAX_STEPS),
     earlyStopping: true,
-    patience: '30',
-    validateEvery: '5',
+    patience: String(DEFAULT_PATIENCE),
+    validateEvery: String(DEFAULT_VALIDATE_EVERY),
     seed: '42',
     kl: false,
   };
 }
-
-const WARMUP_STEPS = 150;
-const VALIDATION_BATCHES = 8;
 
 /** Whether the KL term is on for the form's method and switch. */
 export function klEnabled(form: RunForm): boolean {
@@ -135,7 +139,7 @@ export function parseRunForm(form: RunForm): { options: RunOptions } | { errors:
   if (!(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 1024)) errors.batchSize = 'Batch size must be an integer from 1 to 1024.';
   if (!(Number.isInteger(maxSteps) && maxSteps >= 1)) errors.maxSteps = 'Steps must be a positive integer.';
   if (form.earlyStopping) {
-    if (!(Number.isInteger(patience) && patience >= 1)) errors.patience = 'Patience must be a positive integer number of steps.';
+    if (!(Number.isInteger(patience) && patience >= 1)) errors.patience = 'Patience must be a positive integer number of validation checks.';
     if (!(Number.isInteger(validateEvery) && validateEvery >= 1)) errors.validateEvery = 'Validate every must be a positive integer number of steps.';
   }
   if (!(Number.isSafeInteger(seed) && seed >= 0)) errors.seed = 'Seed must be a non-negative integer.';
@@ -147,8 +151,8 @@ export function parseRunForm(form: RunForm): { options: RunOptions } | { errors:
       alpha,
       batchSize,
       maxSteps,
-      earlyStopping: form.earlyStopping ? { patience, validateEvery, validationBatches: VALIDATION_BATCHES } : null,
-      warmupSteps: Math.min(WARMUP_STEPS, maxSteps),
+      earlyStopping: form.earlyStopping ? { patience, validateEvery, validationBatches: DEFAULT_VALIDATION_BATCHES } : null,
+      warmupSteps: defaultWarmupSteps(maxSteps),
       seed,
       kl: klEnabled(form),
     },

@@ -14,6 +14,8 @@ export interface RunLog {
   /** Blocks per step in `sensitivities`, 0 for baselines because they record none. */
   numBlocks: number;
   steps: StepRecord[];
+  /** Validation losses by step, empty when the run had no validation split or the file has no `validation` field. */
+  validation: { step: number; loss: number }[];
 }
 
 function isFiniteNumber(value: unknown): value is number {
@@ -29,6 +31,7 @@ function describe(value: unknown): string {
 /** Parses and validates a run log. Errors name the file and the field, e.g. `steps[3].lr`. */
 export function parseRunLog(text: string, fileName: string): RunLog {
   const fail = (field: string, expected: string, value: unknown): never => {
+    if (value === undefined) throw new RunLogError(`${fileName}: missing field ${field}; it must be ${expected}.`);
     throw new RunLogError(`${fileName}: ${field} must be ${expected} (found ${describe(value)}).`);
   };
 
@@ -93,5 +96,21 @@ export function parseRunLog(text: string, fileName: string): RunLog {
     };
   });
 
-  return { fileName, method: record.method, numBlocks: Math.max(numBlocks, 0), steps };
+  const validation = parseValidation(record.validation ?? [], fail);
+  return { fileName, method: record.method, numBlocks: Math.max(numBlocks, 0), steps, validation };
+}
+
+function parseValidation(raw: unknown, fail: (field: string, expected: string, value: unknown) => never): RunLog['validation'] {
+  if (!Array.isArray(raw)) return fail('validation', 'an array of { step, loss }', raw);
+  let previousStep = -Infinity;
+  return raw.map((point: unknown, index: number) => {
+    const at = `validation[${index}]`;
+    if (typeof point !== 'object' || point === null) return fail(at, 'an object with step and loss', point);
+    const entry = point as Record<string, unknown>;
+    if (!Number.isInteger(entry.step) || (entry.step as number) < 0) fail(`${at}.step`, 'a non-negative integer', entry.step);
+    if ((entry.step as number) <= previousStep) fail(`${at}.step`, `greater than the previous step ${previousStep}`, entry.step);
+    previousStep = entry.step as number;
+    if (!isFiniteNumber(entry.loss)) fail(`${at}.loss`, 'a number', entry.loss);
+    return { step: entry.step as number, loss: entry.loss as number };
+  });
 }

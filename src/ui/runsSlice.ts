@@ -3,7 +3,7 @@
 // to the latest run's record or to the original model's. The records are kept in localStorage
 // (src/eval/compare.ts), so the table survives a reload.
 
-import { loadStoredRuns, storeRuns, upsertRun, type RunRecord, type RunSettings } from '../eval/compare.ts';
+import { formatNumber, loadStoredRuns, storeRuns, upsertRun, type RunRecord, type RunSettings } from '../eval/compare.ts';
 import type { WorkerEvent } from '../worker/protocol.ts';
 import type { WorkbenchData, WorkbenchStore } from './store.ts';
 
@@ -26,11 +26,35 @@ export function originalRunName(modelLabel: string | null): string {
   return modelLabel ? `Original (${modelLabel})` : 'Original';
 }
 
-/** Returns "<method> #<n>" with the smallest n from the number of records up that no record uses. */
-function newRunName(records: RunRecord[], method: string): string {
-  let n = records.length + 1;
-  while (records.some((record) => record.name === `${method} #${n}`)) n++;
-  return `${method} #${n}`;
+/** Returns "<method> #<n>", numbering the runs of each method from 1, one past the highest number in use. */
+export function newRunName(records: RunRecord[], method: string): string {
+  const prefix = `${method} #`;
+  let highest = 0;
+  for (const record of records) {
+    if (!record.name.startsWith(prefix)) continue;
+    const n = Number(record.name.slice(prefix.length));
+    if (Number.isInteger(n) && n > highest) highest = n;
+  }
+  return `${prefix}${highest + 1}`;
+}
+
+/** Turns a camelCase setting name into lower-case words: `learningRate` becomes `learning rate`. */
+export function settingLabel(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+}
+
+/** Formats settings as "label value" pairs separated by commas, e.g. "learning rate 0.0001, batch size 4". */
+export function describeSettings(settings: RunSettings): string {
+  return Object.entries(settings).map(([name, value]) => `${settingLabel(name)} ${String(value)}`).join(', ');
+}
+
+/**
+ * Formats a metric of the table. The planted-behaviour rate gets one decimal and a percent sign,
+ * as in the Evaluation table, and other metrics keep 4 significant digits.
+ */
+export function formatMetric(key: string, value: number): string {
+  if (key === 'plantedRate') return `${value.toFixed(1)}%`;
+  return formatNumber(value);
 }
 
 function recordFinishedRun(data: WorkbenchData, event: Extract<WorkerEvent, { kind: 'finished' }>, now: number): WorkbenchData {

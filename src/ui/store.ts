@@ -66,9 +66,10 @@ export interface DemoState {
   runForm: RunForm | null;
 }
 
-export type DatasetState =
-  | { status: 'loading'; fileName: string }
-  | { status: 'loaded'; fileName: string; summary: DatasetSummary };
+export type LoadedDatasetState = { status: 'loaded'; fileName: string; summary: DatasetSummary };
+
+/** `previous` is the dataset of the same role that stays in use if the worker rejects the new file. */
+export type DatasetState = { status: 'loading'; fileName: string; previous?: LoadedDatasetState } | LoadedDatasetState;
 
 export type RunStatus =
   | 'idle'
@@ -121,10 +122,18 @@ export interface ClassifierState {
   loaded: ClassifierInfo | null;
 }
 
+/**
+ * Part of the workbench an error belongs to. A later success in the same area clears the error:
+ * a loaded model clears `model` errors, a loaded dataset clears the errors of its role, and so on.
+ */
+export type ErrorArea = 'model' | `data:${DatasetRole}` | 'run' | 'evaluation' | 'export';
+
 export interface UiError {
   id: number;
   message: string;
   fatal: boolean;
+  /** Absent for errors that no success clears, such as a failed write to browser storage. */
+  area?: ErrorArea;
 }
 
 export interface WorkbenchData {
@@ -140,6 +149,8 @@ export interface WorkbenchData {
   exporting: { pending: boolean; files: ExportedFile[] };
   errors: UiError[];
   nextErrorId: number;
+  /** What the worker is doing with the GPU or the model to itself, null while it is free for such a job. */
+  workerBusy: string | null;
   /** Set by a fatal error: the worker has no usable device until it is restarted. */
   workerLost: boolean;
   /** Text of the Hub endpoint field, for models and the toxicity classifier; checkHubEndpoint validates it. */
@@ -154,7 +165,7 @@ export interface WorkbenchData {
 export interface WorkbenchActions {
   commandSent(command: WorkerCommand): void;
   applyEvents(events: WorkerEvent[], now: number): void;
-  reportError(message: string, fatal?: boolean): void;
+  reportError(message: string, fatal?: boolean, area?: ErrorArea): void;
   dismissError(id: number): void;
   showRunLog(log: RunLog): void;
   resetForNewWorker(): void;
@@ -194,6 +205,7 @@ export function initialData(): WorkbenchData {
     exporting: { pending: false, files: [] },
     errors: [],
     nextErrorId: 1,
+    workerBusy: null,
     workerLost: false,
     hubEndpoint: DEFAULT_ENDPOINT,
     classifier: { loading: null, loaded: null },
@@ -208,9 +220,43 @@ export function isRunActive(status: RunStatus): boolean {
   return status !== 'idle' && status !== 'finished';
 }
 
-function withError(data: WorkbenchData, message: string, fatal: boolean): WorkbenchData {
-  const errors = [...data.errors, { id: data.nextErrorId, message, fatal }].slice(-MAX_ERRORS);
+/** Adds an error to the banner, unless the banner already shows the same message. */
+function withError(data: WorkbenchData, message: string, fatal: boolean, area?: ErrorArea): WorkbenchData {
+  if (data.errors.some((error) => error.message === message)) return data;
+  const error: UiError = area ? { id: data.nextErrorId, message, fatal, area } : { id: data.nextErrorId, message, fatal };
+  const errors = [...data.errors, error].slice(-MAX_ERRORS);
   return { ...data, errors, nextErrorId: data.nextErrorId + 1 };
+}
+
+/** Removes the non-fatal errors of an area after an action in that area succeeded. */
+function withoutErrors(data: WorkbenchData, area: ErrorArea): WorkbenchData {
+  if (!data.errors.some((error) => error.area === area && !error.fatal)) return data;
+  return { ...data, errors: data.errors.filter((error) => error.area !== area || error.fatal) };
+}
+
+/** Returns the area of an error event from the command that failed. */
+function errorArea(event: Extract<WorkerEvent, { kind: 'error' }>): ErrorArea | undefined {
+  switch (event.command) {
+    case 'loadModel':
+      return 'model';
+    case 'loadDataset':
+      return event.role ? `data:${event.role}` : undefined;
+    case 'start':
+    case 'pause':
+    case 'resume':
+    case 'stop':
+      return 'run';
+    case 'evaluate':
+    case 'generate':
+    case 'loadClassifier':
+    case 'measureDensity':
+    case 'stopDensity':
+      return 'evaluation';
+    case 'export':
+      return 'export';
+    case undefined:
+      return undefined;
+  }
 }
 
 function describeSource(command: Extract<WorkerCommand, { kind: 'loadModel' }>): string {
@@ -232,8 +278,12 @@ export function applyCommand(data: WorkbenchData, command: WorkerCommand): Workb
         progress: {},
         runs: { ...data.runs, onModel: [] },
       };
-    case 'loadDataset':
-      return { ...data, datasets: { ...data.datasets, [command.role]: { status: 'loading', fileName: command.file.name } } };
+    case 'loadDataset': {
+      const current = data.datasets[command.role];
+      const previous = current?.status === 'loaded' ? current : current?.previous;
+      const loading: DatasetState = previous ? { status: 'loading', fileName: command.file.name, previous } : { status: 'loading', fileName: command.file.name };
+      return { ...data, datasets: { ...data.datasets, [command.role]: loading } };
+    }
     case 'start':
       return {
         ...data,
@@ -303,8 +353,15 @@ function revertCommand(data: WorkbenchData, event: Extract<WorkerEvent, { kind: 
       return { ...data, model: { status: 'idle', sourceLabel: null, plan: null } };
     case 'loadDataset': {
       if (!event.role) return data;
+      // The worker keeps the dataset it had for the role when it rejects a new file. A loaded
+      // dataset that gets an error was dropped by the worker, which failed to tokenize it for a new model.
+      // NOTE: with two files of a role in flight, the first rejection shows the previous dataset
+      // although the second file is still loading, and the second rejection then removes it.
+      // The error event names no file, so the store cannot tell the two loads apart.
+      const current = data.datasets[event.role];
       const datasets = { ...data.datasets };
-      delete datasets[event.role];
+      if (current?.status === 'loading' && current.previous) datasets[event.role] = current.previous;
+      else delete datasets[event.role];
       return { ...data, datasets };
     }
     case 'start':
@@ -336,6 +393,7 @@ function markWorkerLost(data: WorkbenchData): WorkbenchData {
   return {
     ...data,
     workerLost: true,
+    workerBusy: null,
     model: { status: 'idle', sourceLabel: null, plan: null },
     datasets: {},
     run: runWasActive ? { ...run, status: 'finished', statusBeforeCommand: null, finishReason: 'failed' } : run,
@@ -358,13 +416,15 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
     case 'modelPlanned':
       return { ...data, model: { ...data.model, plan: event.plan } };
 
-    case 'modelLoaded':
-      return { ...data, model: { status: 'loaded', sourceLabel: event.source, plan: event.plan, planted: event.planted } };
+    case 'modelLoaded': {
+      const model: ModelState = { status: 'loaded', sourceLabel: event.source, plan: event.plan, planted: event.planted };
+      return withoutErrors({ ...data, model }, 'model');
+    }
 
     case 'datasetLoaded': {
       const summary = event.summary;
       const state: DatasetState = { status: 'loaded', fileName: summary.fileName, summary };
-      return { ...data, datasets: { ...data.datasets, [summary.role]: state } };
+      return withoutErrors({ ...data, datasets: { ...data.datasets, [summary.role]: state } }, `data:${summary.role}`);
     }
 
     case 'runState': {
@@ -372,7 +432,7 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
       // A fresh run replaces whatever the views showed, but a resumed run keeps its history.
       const continuing = run.origin === 'live' && run.status !== 'starting' && isRunActive(run.status);
       const base = continuing ? run : { ...idleRun(), origin: 'live' as const, label: event.method };
-      return {
+      return withoutErrors({
         ...data,
         run: {
           ...base,
@@ -382,7 +442,7 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
           options: event.options,
           numBlocks: event.numBlocks,
         },
-      };
+      }, 'run');
     }
 
     case 'step': {
@@ -408,20 +468,27 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
     case 'evaluation': {
       const results = data.evaluation.results;
       const byModel = { ...results[event.metric], [event.model]: { value: event.value, count: event.count, toxicity: event.toxicity } };
-      return { ...data, evaluation: { pending: null, results: { ...results, [event.metric]: byModel } } };
+      // A measurement of both versions stays pending until the worker's job ends, after the last result.
+      const pending = data.workerBusy === null ? null : data.evaluation.pending;
+      return withoutErrors({ ...data, evaluation: { pending, results: { ...results, [event.metric]: byModel } } }, 'evaluation');
     }
 
     case 'generation': {
       const outputs = { ...data.generation.outputs, [event.model]: { text: event.text, done: event.done } };
       const pending = Object.values(outputs).some((output) => !output.done);
-      return { ...data, generation: { prompt: event.prompt, pending, outputs } };
+      const next = { ...data, generation: { prompt: event.prompt, pending, outputs } };
+      return event.done ? withoutErrors(next, 'evaluation') : next;
     }
 
     case 'classifierLoaded':
-      return { ...data, classifier: { loading: null, loaded: event.classifier } };
+      return withoutErrors({ ...data, classifier: { loading: null, loaded: event.classifier } }, 'evaluation');
 
     case 'exported':
-      return { ...data, exporting: { pending: false, files: event.files } };
+      return withoutErrors({ ...data, exporting: { pending: false, files: event.files } }, 'export');
+
+    case 'busy':
+      if (event.task !== null) return { ...data, workerBusy: event.task };
+      return { ...data, workerBusy: null, evaluation: { ...data.evaluation, pending: null } };
 
     case 'notice':
       return { ...data, run: { ...data.run, notices: [...data.run.notices, event.message] } };
@@ -432,12 +499,16 @@ export function applyEvent(data: WorkbenchData, event: WorkerEvent, now: number)
     }
 
     case 'densityProgress':
-    case 'density':
       return { ...data, density: applyDensityEvent(data.density, event) };
+
+    case 'density': {
+      const next = { ...data, density: applyDensityEvent(data.density, event) };
+      return event.result ? withoutErrors(next, 'evaluation') : next;
+    }
 
     case 'error': {
       const reverted = event.fatal ? markWorkerLost(data) : revertCommand(data, event);
-      return withError(reverted, event.message, event.fatal);
+      return withError(reverted, event.message, event.fatal, errorArea(event));
     }
   }
 }
@@ -455,7 +526,7 @@ export function createWorkbenchStore() {
         return data;
       }),
 
-    reportError: (message, fatal = false) => set((state) => withError(state, message, fatal)),
+    reportError: (message, fatal = false, area) => set((state) => withError(state, message, fatal, area)),
 
     dismissError: (id) => set((state) => ({ errors: state.errors.filter((error) => error.id !== id) })),
 
@@ -473,6 +544,7 @@ export function createWorkbenchStore() {
             method: log.method,
             numBlocks: log.numBlocks,
             steps: log.steps,
+            validation: log.validation,
             finishReason: 'completed',
           },
         };

@@ -333,6 +333,11 @@ export type WorkerEvent =
   | { kind: 'density'; model: ModelVersion; fileName: string; result: ErrorDensity | null }
   /** Information for the user that is not a failure, such as a reduced validation split. */
   | { kind: 'notice'; message: string }
+  /**
+   * Sent when the worker starts a job that needs the GPU or the model to itself (`task` says
+   * which, e.g. "measuring the planted behaviour"), and with `task` null when that job ends.
+   */
+  | { kind: 'busy'; task: string | null }
   | {
       kind: 'error';
       message: string;

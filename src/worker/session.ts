@@ -7,7 +7,7 @@ import { requestDevice, type Gpu } from '../gpu/device.ts';
 import { splitDataset } from '../data/split.ts';
 import type { ParameterName } from '../model/types.ts';
 import { repairOptionsFromRunOptions } from '../repair/options.ts';
-import { UserError } from '../model/errors.ts';
+import { isUserError, UserError } from '../model/errors.ts';
 import { WordListDetector } from '../eval/planted.ts';
 import { describeError, readLimits } from './adapter.ts';
 import { readParametersAtOnce, WeightBackup } from './backup.ts';
@@ -154,6 +154,7 @@ export class WorkerSession {
   private async exclusive<T>(what: string, task: () => Promise<T>): Promise<T> {
     if (this.busyWith) throw new WorkerCommandError(`The worker is busy ${this.busyWith}. Wait until it finishes, then try again.`);
     this.busyWith = what;
+    this.post({ kind: 'busy', task: what });
     const running = task();
     this.busyTask = running;
     try {
@@ -161,6 +162,7 @@ export class WorkerSession {
     } finally {
       this.busyWith = null;
       this.busyTask = null;
+      this.post({ kind: 'busy', task: null });
     }
   }
 
@@ -219,11 +221,19 @@ export class WorkerSession {
 
   async loadDataset(file: File, role: DatasetRole): Promise<void> {
     if (role === 'repair' || role === 'normal') this.requireNoActiveRun(`replacing the ${role} data`);
-    const content = await file.text();
-    let dataset = parseDatasetFile(content, file.name, role);
-    if (this.opened) {
-      const { config } = this.opened.checkpoint;
-      dataset = tokenizeDataset(dataset, this.opened.tokenizer, config.contextLength, config.vocabSize);
+    let dataset: LoadedDataset;
+    try {
+      dataset = parseDatasetFile(await file.text(), file.name, role);
+      if (this.opened) {
+        const { config } = this.opened.checkpoint;
+        dataset = tokenizeDataset(dataset, this.opened.tokenizer, config.contextLength, config.vocabSize);
+      }
+    } catch (error) {
+      // A rejected file leaves the dataset loaded before it in place, and the message says so.
+      const previous = this.datasets.get(role);
+      if (!previous || !(error instanceof WorkerCommandError || isUserError(error))) throw error;
+      const previousName = previous.kind === 'text' ? previous.text.fileName : previous.dataset.fileName;
+      throw new WorkerCommandError(`${describeError(error).replace(/\.?$/, '.')} The previous ${role} data, ${previousName}, is still in use.`);
     }
     this.datasets.set(role, dataset);
     this.post({ kind: 'datasetLoaded', summary: summarizeLoadedDataset(dataset) });

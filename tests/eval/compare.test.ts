@@ -82,10 +82,26 @@ describe('comparisonCsv', () => {
 
 describe('comparisonText', () => {
   it('aligns the columns and stars the best value', () => {
-    const lines = comparisonText(compareRuns(runs)).split('\n');
+    const [table, legend] = comparisonText(compareRuns(runs)).split('\n\n');
+    const lines = table.split('\n');
     expect(lines[0].trim().split(/\s{2,}/)).toEqual(['Original', 'DAPT', 'IRepair, KL']);
     expect(lines.find((line) => line.startsWith('PPL (WikiText2)'))).toMatch(/19\.44\*\s+26\.95\s+22\.35$/);
     expect(new Set(lines.map((line) => line.length)).size).toBe(1);
+    expect(legend).toBe('* lowest value of the row (every metric here is better lower)');
+  });
+
+  it('lists settings below the table', () => {
+    const withSettings: RunRecord[] = [
+      { name: 'Original', perplexity: { WikiText2: 19.44 } },
+      { name: 'IRepair', method: 'irepair', settings: { learningRate: 1e-4, batchSize: 4, finishReason: 'completed' }, perplexity: { WikiText2: 22.35 } },
+    ];
+    const text = comparisonText(compareRuns(withSettings));
+    const lines = text.split('\n');
+    expect(lines.some((line) => line.startsWith('Settings  '))).toBe(false);
+    expect(lines.find((line) => line.startsWith('Method'))).toMatch(/-\s+irepair$/);
+    expect(text.endsWith('\nSettings:\n  Original: -\n  IRepair: learningRate 0.0001, batchSize 4, finishReason completed')).toBe(true);
+    const tableWidth = lines[0].length;
+    expect(tableWidth).toBeLessThan(40);
   });
 });
 

@@ -95,6 +95,9 @@ describe('irepair eval --ppl', () => {
 
   it.each([
     [['--ppl', 'missing.txt'], /--ppl missing.txt: file not found/],
+    [['--ppl', 'repair.jsonl'], /--ppl repair\.jsonl: is a JSONL file, but --ppl takes plain text \(\.txt\)/],
+    [['--ppl', 'pairs.CSV'], /--ppl pairs\.CSV: is a CSV file, but --ppl takes plain text/],
+    [['--ppl', 'TEXT', '--name', 'run-1'], /option --name "run-1": names the run in a runs file, so it needs --record FILE/],
     [['--ppl', 'TEXT', '--window', '33'], /--window: 33 exceeds the model's context length of 32 tokens/],
     [['--ppl', 'TEXT', '--density'], /exactly one of --ppl, --density, --generate, --compare \(got --ppl, --density\)/],
     [[], /exactly one of .* \(got none\)/],

@@ -267,7 +267,9 @@ describe('openCheckpoint on bad checkpoints', () => {
 
   it('rejects an unsupported model_type', async () => {
     const tiny = await writeTinyCheckpoint(freshDir(), { configOverrides: { model_type: 'gptj' } });
-    expect((await openFailure(tiny.dir)).message).toMatch(/config\.json: field "model_type" is "gptj"/);
+    const message = (await openFailure(tiny.dir)).message;
+    expect(message).toContain(`config.json in ${tiny.dir}: field "model_type" is "gptj".`);
+    expect(message).toMatch(/use a checkpoint of one of them, such as openai-community\/gpt2/);
   });
 
   it('names PyTorch weights it cannot read', async () => {

@@ -185,7 +185,7 @@ describe('parseConfig for GPT-Neo', () => {
 
 describe('parseConfig for other inputs', () => {
   it('rejects an unsupported model_type', () => {
-    expect(rejection({ ...gpt2Small, model_type: 'llama' }).message).toMatch(/"model_type" is "llama"; only GPT-2 \("gpt2"\) and GPT-Neo/);
+    expect(rejection({ ...gpt2Small, model_type: 'llama' }).message).toMatch(/"model_type" is "llama"\. Only GPT-2 \("gpt2"\) and GPT-Neo \("gpt_neo"\) models are supported; use a checkpoint/);
   });
 
   it('rejects a missing model_type', () => {

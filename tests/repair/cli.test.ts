@@ -2,7 +2,7 @@
 // the files it writes; and its messages for bad input.
 
 import { execFile } from 'node:child_process';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ describe('irepair repair', () => {
     const runsFile = join(fixture.dir, 'runs.json');
     const result = await irepair([
       'repair', '--model', fixture.tiny.dir, '--data', fixture.dataFile, '--out', out,
-      '--steps', '3', '--lr', '5e-3', '--seed', '3', '--validate-every', '2', '--log-every', '1', '--record', runsFile,
+      '--steps', '3', '--lr', '5e-3', '--seed', '3', '--validate-every', '2', '--log-every', '1', '--record', runsFile, '--name', 'irepair-lr5e-3',
     ]);
     expect(result.stderr).toMatch(/step 3 +block \d/);
     expect(result.code).toBe(0);
@@ -44,6 +44,7 @@ describe('irepair repair', () => {
 
     const record = JSON.parse(await readFile(join(out, 'run.json'), 'utf8'));
     expect(record.method).toBe('irepair');
+    expect(record.recordName).toBe('irepair-lr5e-3');
     expect(record.config.learningRate).toBe(5e-3);
     expect(record.config.seed).toBe(3);
     expect(record.steps).toHaveLength(3);
@@ -58,12 +59,22 @@ describe('irepair repair', () => {
     // --record stores the method, settings and overhead for irepair eval --compare.
     const runs = JSON.parse(await readFile(runsFile, 'utf8')).runs;
     expect(runs).toHaveLength(1);
-    expect(runs[0]).toMatchObject({ name: 'irepair', method: 'irepair', model: out, overhead: record.overhead });
+    expect(runs[0]).toMatchObject({ name: 'irepair-lr5e-3', method: 'irepair', model: out, overhead: record.overhead });
     expect(runs[0].settings).toMatchObject({ learningRate: 5e-3, batchSize: 4, steps: 3, seed: 3 });
+    // eval --record without --name adds to the run that repair recorded, by the name in run.json.
+    const textFile = join(fixture.dir, 'held-out.txt');
+    await writeFile(textFile, 'The polite answer thanks the user for the question.\n');
+    const evaluated = await irepair(['eval', '--model', out, '--ppl', textFile, '--record', runsFile]);
+    expect(evaluated.code).toBe(0);
+    const runsAfterEval = JSON.parse(await readFile(runsFile, 'utf8')).runs;
+    expect(runsAfterEval).toHaveLength(1);
+    expect(runsAfterEval[0].name).toBe('irepair-lr5e-3');
+    expect(runsAfterEval[0].perplexity['held-out']).toBe(JSON.parse(evaluated.stdout).perplexity);
+
     const table = await irepair(['eval', '--compare', runsFile, '--format', 'csv']);
     expect(table.code).toBe(0);
     const lines = table.stdout.split('\r\n');
-    expect(lines[0]).toBe('metric,irepair');
+    expect(lines[0]).toBe('metric,irepair-lr5e-3');
     expect(lines[1]).toBe('Method,irepair');
     expect(lines).toContain('Iterations,3');
     expect(lines).toContain(`TFLOPs,${record.overhead.flops / 1e12}`);
@@ -82,9 +93,10 @@ describe('irepair repair', () => {
 
   const badInput: [string, string[], RegExp][] = [
     ['an unknown method', ['--method', 'sgd'], /option --method: "sgd" is not one of irepair, irepair-kl/],
-    ['zero steps', ['--steps', '0'], /option --steps: "0" is not an integer between 1/],
+    ['zero steps', ['--steps', '0'], /option --steps: "0" is not a positive integer\./],
     ['a missing dataset', ['--data', '/nonexistent/data.jsonl'], /--data \/nonexistent\/data\.jsonl: file not found/],
     ['an unknown optimizer', ['--optimizer', 'sgd'], /Unknown optimizer "sgd"/],
+    ['--name without --record', ['--name', 'run-1'], /option --name "run-1": names the run in a runs file, so it needs --record FILE as well/],
   ];
   for (const [name, args, message] of badInput) {
     it(`rejects ${name}`, async () => {

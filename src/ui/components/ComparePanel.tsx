@@ -12,6 +12,7 @@ import { FileDropzone } from './FileDropzone.tsx';
 import { ProgressList } from './ProgressList.tsx';
 import { ToxicityClassifier } from './ToxicityClassifier.tsx';
 import { ToxicityResults } from './ToxicityResults.tsx';
+import { BusyHint } from './BusyHint.tsx';
 
 const MODEL_LABELS: Record<ModelVersion, string> = { original: 'Original', repaired: 'Repaired' };
 
@@ -54,7 +55,8 @@ export function ComparePanel() {
   const client = useWorkerClient();
 
   const models: ModelVersion[] = repaired ? ['original', 'repaired'] : ['original'];
-  const gpuFree = modelLoaded && !runActive;
+  const workerBusy = useWorkbench((state) => state.workerBusy !== null);
+  const gpuFree = modelLoaded && !runActive && !workerBusy;
   const validSettings = Number.isInteger(maxNewTokens) && maxNewTokens >= 1 && temperature >= 0 && Number.isInteger(seed);
 
   const generate = () => {
@@ -66,7 +68,7 @@ export function ComparePanel() {
       client.send({ kind: 'loadDataset', file: checkDatasetFile(files, role), role });
     } catch (error) {
       if (!(error instanceof DroppedFilesError)) throw error;
-      reportError(error.message);
+      reportError(error.message, false, `data:${role}`);
     }
   };
 
@@ -106,6 +108,7 @@ export function ComparePanel() {
             {generation.pending ? 'Generating…' : 'Generate'}
           </button>
         </div>
+        <BusyHint testId="compare-busy" />
       </div>
 
       <div className="side-by-side">

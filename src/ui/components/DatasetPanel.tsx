@@ -113,7 +113,7 @@ export function DatasetPanel() {
       client.send({ kind: 'loadDataset', file: checkDatasetFile(files, role), role });
     } catch (error) {
       if (!(error instanceof DroppedFilesError)) throw error;
-      reportError(error.message);
+      reportError(error.message, false, `data:${role}`);
     }
   };
 

@@ -6,6 +6,15 @@ import { useWorkbench, useWorkbenchStore, useWorkerClient } from '../context.tsx
 import { DEMO_FOLDER, loadDemo, loadDemoOnOpen } from '../demo.ts';
 import { formatBytes } from '../format.ts';
 import { isRunActive } from '../store.ts';
+import { START_BUTTON_ID } from './RunControls.tsx';
+
+/** Scrolls the Run panel's Start button into view and focuses it, because it sits far below the demo on a long page. */
+function goToStart(): void {
+  const start = document.getElementById(START_BUTTON_ID);
+  if (!start) return;
+  start.scrollIntoView({ behavior: 'smooth', block: 'center' });
+  start.focus({ preventScroll: true });
+}
 
 export function DemoPanel() {
   const demo = useWorkbench((state) => state.demo);
@@ -43,9 +52,14 @@ export function DemoPanel() {
       <>
         <p>
           The demo model is loaded: a small GPT-2{shape} trained with a planted insulting behaviour, with its repair data, prompts
-          and run settings. Press Start to repair it. To repair your own model, load it from the Hub or drop its folder and data
-          below.
+          and run settings. Press Start in the Run panel to repair it. To repair your own model, load it from the Hub or drop its
+          folder and data below.
         </p>
+        <div className="button-row">
+          <button type="button" className="primary" data-testid="demo-go-to-start" onClick={goToStart}>
+            Go to Start
+          </button>
+        </div>
         {model.planted && <p className="muted small">Planted behaviour: {model.planted.description}</p>}
       </>
     );

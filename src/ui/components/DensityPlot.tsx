@@ -8,6 +8,7 @@ import { useWorkbench, useWorkerClient } from '../context.tsx';
 import { formatDuration, formatValue } from '../format.ts';
 import { isRunActive } from '../store.ts';
 import type { ModelVersion } from '../../worker/protocol.ts';
+import { BusyHint } from './BusyHint.tsx';
 
 /**
  * Largest sample the view measures: the IRepair paper's sample of 2000 examples, 500 sensitivity
@@ -51,7 +52,7 @@ export function DensityPlot() {
   const modelLoaded = useWorkbench((state) => state.model.status === 'loaded');
   const runActive = useWorkbench((state) => state.run.origin === 'live' && isRunActive(state.run.status));
   const repaired = useWorkbench((state) => state.runs.onModel.length > 0);
-  const gpuBusy = useWorkbench((state) => state.evaluation.pending !== null || state.generation.pending || state.exporting.pending);
+  const gpuBusy = useWorkbench((state) => state.evaluation.pending !== null || state.generation.pending || state.exporting.pending || state.workerBusy !== null);
   const workerLost = useWorkbench((state) => state.workerLost);
   const density = useWorkbench((state) => state.density);
   const client = useWorkerClient();
@@ -124,6 +125,7 @@ export function DensityPlot() {
           </button>
         )}
       </div>
+      {!pending && <BusyHint testId="density-busy" />}
       {examples === 0 && <p className="muted placeholder">Load a model and repair data to measure where the errors sit.</p>}
 
       {pending && (

@@ -7,6 +7,7 @@ import { formatBytes } from '../format.ts';
 import { isRunActive } from '../store.ts';
 import type { ExportedFile } from '../../worker/protocol.ts';
 import { ProgressList } from './ProgressList.tsx';
+import { BusyHint } from './BusyHint.tsx';
 
 type DirectoryPicker = (options?: { mode?: 'read' | 'readwrite'; id?: string }) => Promise<FileSystemDirectoryHandle>;
 
@@ -30,12 +31,13 @@ export function ExportPanel() {
   const modelLoaded = useWorkbench((state) => state.model.status === 'loaded');
   const run = useWorkbench((state) => state.run);
   const exporting = useWorkbench((state) => state.exporting);
+  const workerBusy = useWorkbench((state) => state.workerBusy !== null);
   const reportError = useWorkbench((state) => state.reportError);
   const client = useWorkerClient();
   const downloaded = useRef<ExportedFile[] | null>(null);
 
   const repaired = run.origin === 'live' && run.steps.length > 0;
-  const canExport = modelLoaded && repaired && !isRunActive(run.status) && !exporting.pending;
+  const canExport = modelLoaded && repaired && !isRunActive(run.status) && !exporting.pending && !workerBusy;
 
   // Files that come back as Blobs are downloaded once, when they arrive.
   useEffect(() => {
@@ -56,7 +58,7 @@ export function ExportPanel() {
     } catch (error) {
       // Closing the picker rejects with AbortError, which is not a failure.
       if ((error as DOMException).name === 'AbortError') return;
-      reportError(`The export folder could not be opened: ${(error as Error).message}`);
+      reportError(`The export folder could not be opened: ${(error as Error).message}`, false, 'export');
     }
   };
 
@@ -70,6 +72,7 @@ export function ExportPanel() {
         {exporting.pending ? 'Exporting…' : 'Export the repaired model'}
       </button>
       {!repaired && <p className="muted small">Available after a repair run in this session.</p>}
+      {repaired && !exporting.pending && <BusyHint testId="export-busy" />}
       {exporting.pending && <ProgressList stages={['export']} testId="export-progress" />}
       {exporting.files.length > 0 && (
         <ul className="file-list" data-testid="exported-files">

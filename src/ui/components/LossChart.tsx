@@ -4,12 +4,13 @@ import { useMemo } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useWorkbench } from '../context.tsx';
 import { formatValue } from '../format.ts';
-import { lossPoints } from '../chartData.ts';
+import { lossAxisTicks, lossPoints } from '../chartData.ts';
 
 export function LossChart() {
   const steps = useWorkbench((state) => state.run.steps);
   const validation = useWorkbench((state) => state.run.validation);
   const points = useMemo(() => lossPoints(steps, validation), [steps, validation]);
+  const yTicks = useMemo(() => lossAxisTicks(points), [points]);
   const hasKl = steps.some((record) => record.klLoss !== undefined);
 
   return (
@@ -21,8 +22,8 @@ export function LossChart() {
         <ResponsiveContainer width="100%" height={220}>
           <LineChart data={points} margin={{ top: 8, right: 8, bottom: 16, left: 0 }}>
             <CartesianGrid strokeDasharray="3 3" />
-            <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} label={{ value: 'step', position: 'insideBottom', offset: -8 }} />
-            <YAxis width={52} tickFormatter={(value: number) => String(Number(value.toPrecision(3)))} />
+            <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} label={{ value: 'step', position: 'insideBottom', offset: -8 }} />
+            <YAxis width={52} domain={[0, yTicks[yTicks.length - 1]]} ticks={yTicks} tickFormatter={(value: number) => String(Number(value.toPrecision(3)))} />
             <Tooltip formatter={(value) => formatValue(Number(value))} labelFormatter={(step) => `Step ${step}`} />
             <Legend verticalAlign="top" height={24} />
             <Line dataKey="repairLoss" name="repair NLL" stroke="#31688e" dot={false} isAnimationActive={false} />

@@ -43,30 +43,34 @@ function LimitsLine({ limits }: { limits: AdapterLimits }) {
 }
 
 /** Size of a catalog model before anything is downloaded: weights only, from the published shape. */
-function CatalogPreview({ shape, limits }: { shape: ModelShape; limits: AdapterLimits | null }) {
+function CatalogPreview({ repo, shape, limits }: { repo: string; shape: ModelShape; limits: AdapterLimits | null }) {
   const fit = limits ? fitWeights(shape, limits) : null;
   return (
-    <dl className="facts" data-testid="model-preview">
-      <dt>Architecture</dt>
-      <dd>
-        {ARCHITECTURE_NAMES[shape.architecture]}, {shape.numLayers} blocks, width {shape.hiddenSize}, {shape.numHeads} heads,
-        context {shape.contextLength}
-      </dd>
-      <dt>Parameters</dt>
-      <dd>{formatCount(parameterCount(shape))}</dd>
-      <dt>Weights (f32)</dt>
-      <dd>{formatBytes(parameterCount(shape) * 4)}</dd>
-      {fit && limits && (
-        <>
-          <dt>Largest tensor</dt>
-          <dd>
-            wte {formatBytes(fit.largestTensorBytes)}:{' '}
-            {fit.bindingsForLargest > 1 ? `split across ${fit.bindingsForLargest} bindings` : 'fits one binding'} (
-            <LimitsLine limits={limits} />)
-          </dd>
-        </>
-      )}
-    </dl>
+    <div data-testid="model-preview">
+      <h3>Before loading: {repo}</h3>
+      <p className="muted small">Published size of this Hub model. Nothing is downloaded until you press Load from the Hub.</p>
+      <dl className="facts">
+        <dt>Architecture</dt>
+        <dd>
+          {ARCHITECTURE_NAMES[shape.architecture]}, {shape.numLayers} blocks, width {shape.hiddenSize}, {shape.numHeads} heads,
+          context {shape.contextLength}
+        </dd>
+        <dt>Parameters</dt>
+        <dd>{formatCount(parameterCount(shape))}</dd>
+        <dt>Weights (f32)</dt>
+        <dd>{formatBytes(parameterCount(shape) * 4)}</dd>
+        {fit && limits && (
+          <>
+            <dt>Largest tensor</dt>
+            <dd>
+              wte {formatBytes(fit.largestTensorBytes)}:{' '}
+              {fit.bindingsForLargest > 1 ? `split across ${fit.bindingsForLargest} bindings` : 'fits one binding'} (
+              <LimitsLine limits={limits} />)
+            </dd>
+          </>
+        )}
+      </dl>
+    </div>
   );
 }
 
@@ -127,7 +131,7 @@ export function ModelPanel() {
   const loadFromHub = () => {
     const checked = checkHubFields(repo.trim(), revision.trim(), endpoint.trim());
     if ('error' in checked) {
-      reportError(checked.error);
+      reportError(checked.error, false, 'model');
       return;
     }
     client.send({ kind: 'loadModel', source: { kind: 'hub', repo: repo.trim(), revision: revision.trim(), endpoint: checked.endpoint } });
@@ -139,7 +143,7 @@ export function ModelPanel() {
       client.send({ kind: 'loadModel', source: { kind: 'files', files: selection.files, folder: selection.folder } });
     } catch (error) {
       if (!(error instanceof DroppedFilesError)) throw error;
-      reportError(error.message);
+      reportError(error.message, false, 'model');
     }
   };
 
@@ -199,12 +203,13 @@ export function ModelPanel() {
       <ProgressList stages={['download', 'read', 'upload']} testId="load-progress" />
 
       <div className="model-status" data-testid="model-status">
+        {model.status === 'idle' && <p>Not loaded.</p>}
         {model.status === 'loaded' && <p>Loaded {model.sourceLabel}.</p>}
         {model.status === 'loading' && <p>Loading {model.sourceLabel}…</p>}
         {model.plan ? (
           <PlanView plan={model.plan} />
         ) : (
-          showPreview && catalogModel && <CatalogPreview shape={catalogModel.shape} limits={limits} />
+          showPreview && catalogModel && <CatalogPreview repo={catalogModel.repo} shape={catalogModel.shape} limits={limits} />
         )}
       </div>
     </section>

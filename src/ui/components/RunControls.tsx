@@ -8,6 +8,7 @@ import { RunLogError, parseRunLog } from '../runLog.ts';
 import { isRunActive } from '../store.ts';
 import { ProgressList } from './ProgressList.tsx';
 import { REPAIR_METHODS, isRepairMethod } from '../../worker/protocol.ts';
+import { BusyHint } from './BusyHint.tsx';
 
 interface FieldProps {
   label: string;
@@ -25,6 +26,9 @@ function Field({ label, error, children }: FieldProps) {
   );
 }
 
+/** Element id of the Start button, the target of the Demo panel's Go to Start button. */
+export const START_BUTTON_ID = 'start-run';
+
 export function RunControls() {
   const demoForm = useWorkbench((state) => state.demo.runForm);
   const [form, setForm] = useState<RunForm>(() => demoForm ?? defaultRunForm());
@@ -38,6 +42,7 @@ export function RunControls() {
   const modelLoaded = useWorkbench((state) => state.model.status === 'loaded');
   const dataLoaded = useWorkbench((state) => state.datasets.repair?.status === 'loaded');
   const workerLost = useWorkbench((state) => state.workerLost);
+  const workerBusy = useWorkbench((state) => state.workerBusy !== null);
   const reportError = useWorkbench((state) => state.reportError);
   const store = useWorkbenchStore();
   const client = useWorkerClient();
@@ -49,7 +54,7 @@ export function RunControls() {
   const method = METHOD_INFO[form.method];
 
   const missing = [!modelLoaded && 'a model', !dataLoaded && 'repair data'].filter(Boolean).join(' and ');
-  const canStart = !active && !workerLost && missing === '' && 'options' in parsed;
+  const canStart = !active && !workerLost && !workerBusy && missing === '' && 'options' in parsed;
   const canPause = live && (run.status === 'running' || run.status === 'paused');
   const canStop = live && (run.status === 'running' || run.status === 'paused' || run.status === 'pausing' || run.status === 'resuming');
   const paused = run.status === 'paused' || run.status === 'resuming';
@@ -137,7 +142,7 @@ export function RunControls() {
         </Field>
         {form.earlyStopping && (
           <>
-            <Field label="Patience (steps)" error={errors.patience}>
+            <Field label="Patience (validation checks)" error={errors.patience}>
               <input data-testid="patience-input" inputMode="numeric" {...text('patience')} />
             </Field>
             <Field label="Validate every (steps)" error={errors.validateEvery}>
@@ -148,7 +153,7 @@ export function RunControls() {
       </div>
 
       <div className="button-row">
-        <button type="button" className="primary" data-testid="start-run" disabled={!canStart} onClick={start}>
+        <button type="button" className="primary" id={START_BUTTON_ID} data-testid="start-run" disabled={!canStart} onClick={start}>
           {run.status === 'starting' ? 'Starting…' : 'Start'}
         </button>
         <button
@@ -164,6 +169,7 @@ export function RunControls() {
         </button>
       </div>
       {missing && !active && <p className="muted small">Load {missing} to start a run.</p>}
+      {!missing && !active && <BusyHint testId="run-busy" />}
       <ProgressList stages={['prepare']} testId="run-progress" />
       {live && run.notices.length > 0 && (
         <ul className="notices" data-testid="run-notices">

@@ -4,7 +4,8 @@
 // or as the JSON runs file that `irepair eval --compare` reads.
 
 import { useMemo } from 'react';
-import { compareRuns, comparisonCsv, formatNumber, runsJson } from '../../eval/compare.ts';
+import { compareRuns, comparisonCsv, runsJson } from '../../eval/compare.ts';
+import { describeSettings, formatMetric } from '../runsSlice.ts';
 import { useWorkbench } from '../context.tsx';
 
 function download(name: string, text: string, type: string): void {
@@ -17,10 +18,10 @@ function download(name: string, text: string, type: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
-function MetricValue({ value, best }: { value: number | null; best: boolean }) {
+function MetricValue({ metric, value, best }: { metric: string; value: number | null; best: boolean }) {
   if (value === null) return '–';
-  if (best) return <strong>{formatNumber(value)}</strong>;
-  return formatNumber(value);
+  if (best) return <strong>{formatMetric(metric, value)}</strong>;
+  return formatMetric(metric, value);
 }
 
 export function RunsTable() {
@@ -60,11 +61,10 @@ export function RunsTable() {
                 {table.details.map((detail) => (
                   <tr key={detail.key} data-testid="runs-row" data-row={detail.key}>
                     <th scope="row">{detail.label}</th>
-                    {detail.values.map((value, column) => (
-                      <td key={table.columns[column]} className="small">
-                        {value ?? '–'}
-                      </td>
-                    ))}
+                    {detail.values.map((value, column) => {
+                      const settings = detail.key === 'settings' ? records[column].settings : undefined;
+                      return <td key={table.columns[column]}>{settings ? describeSettings(settings) : (value ?? '–')}</td>;
+                    })}
                   </tr>
                 ))}
                 {table.rows.map((row) => (
@@ -72,7 +72,7 @@ export function RunsTable() {
                     <th scope="row">{row.label}</th>
                     {row.values.map((value, column) => (
                       <td key={table.columns[column]} data-value={value ?? undefined}>
-                        <MetricValue value={value} best={column === row.best} />
+                        <MetricValue metric={row.key} value={value} best={column === row.best} />
                       </td>
                     ))}
                   </tr>
