@@ -15,7 +15,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { formatBytes } from '../src/gpu/device.ts';
 import { createNodeGpu } from '../src/gpu/node.ts';
 import { parseConfig } from '../src/model/config.ts';
-import { isUserError } from '../src/model/errors.ts';
+import { runScript } from '../src/model/errors.ts';
 import type { ModelConfig } from '../src/model/types.ts';
 import {
   benchmarkEngine, PASS_NAMES, randomBatch, randomWeights, type BenchOptions, type EngineResult, type PassName,
@@ -273,11 +273,4 @@ async function main(): Promise<void> {
   if (results.some((result) => result.check && !result.check.valid)) process.exitCode = 1;
 }
 
-try {
-  await main();
-} catch (error) {
-  // A shape that does not fit the device, for instance, is reported as one line.
-  if (!isUserError(error)) throw error;
-  process.stderr.write(`error: ${error.message}\n`);
-  process.exitCode = 1;
-}
+await runScript(main);

@@ -24,7 +24,7 @@ import { forwardFlopsPerToken } from '../../src/eval/flops.ts';
 import type { Gpu } from '../../src/gpu/device.ts';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import { parseConfig } from '../../src/model/config.ts';
-import { isUserError, UserError } from '../../src/model/errors.ts';
+import { runScript, UserError } from '../../src/model/errors.ts';
 import type { ModelConfig } from '../../src/model/types.ts';
 import { isRepairMethod, REPAIR_METHODS, usesKl, type RepairMethod } from '../../src/repair/options.ts';
 import { createRepairRun, type RunRecord } from '../../src/repair/run.ts';
@@ -513,10 +513,4 @@ function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-try {
-  await main();
-} catch (error) {
-  if (!isUserError(error)) throw error;
-  process.stderr.write(`error: ${error.message}\n`);
-  process.exitCode = 1;
-}
+await runScript(main);

@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../../src/gpu/node.ts';
 import type { Gpu } from '../../src/gpu/device.ts';
-import { isUserError, UserError } from '../../src/model/errors.ts';
+import { runScript, UserError } from '../../src/model/errors.ts';
 import { nodeDirectorySink } from '../../src/model/export.ts';
 import { parseText } from '../../src/data/dataset.ts';
 import { isRepairMethod, REPAIR_METHODS, usesKl, type RepairMethod } from '../../src/repair/options.ts';
@@ -195,10 +195,4 @@ function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-try {
-  await main();
-} catch (error) {
-  if (!isUserError(error)) throw error;
-  process.stderr.write(`error: ${error.message}\n`);
-  process.exitCode = 1;
-}
+await runScript(main);

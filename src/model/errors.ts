@@ -13,3 +13,17 @@ export class UserError extends Error {
 export function isUserError(error: unknown): error is UserError {
   return error instanceof UserError || (error instanceof Error && error.name === 'UserError');
 }
+
+/**
+ * Runs the main function of a script (benchmark, demo), printing a UserError as one `error:` line
+ * with exit code 1. Other errors propagate with their stack trace.
+ */
+export async function runScript(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (error) {
+    if (!isUserError(error)) throw error;
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exitCode = 1;
+  }
+}
