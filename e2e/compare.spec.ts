@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { PREFERENCE_ROWS, TINY_GPT2, temporaryFolder, writePreferenceData, writeTinyModel } from './fixtures.ts';
+import { loadModelAndData } from './helpers.ts';
 
 let root: string;
 let dataPath: string;
@@ -18,16 +19,6 @@ test.beforeAll(async () => {
   textPath = join(root, 'clean.txt');
   writeFileSync(textPath, 'The cat sat on the mat. Hello there, friend! We went to the park today.\n'.repeat(4));
 });
-
-/** Opens the app without the demo and loads the tiny model and the repair data. */
-async function loadModelAndData(page: Page): Promise<void> {
-  await page.goto('/?demo=0');
-  await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
-  await page.getByTestId('model-dropzone-folder-input').setInputFiles(join(root, 'tiny-gpt2'));
-  await page.getByTestId('dataset-dropzone-input').setInputFiles(dataPath);
-  await expect(page.getByTestId('model-status')).toContainText('Loaded tiny-gpt2', { timeout: 30_000 });
-  await expect(page.getByTestId('dataset-summary')).toContainText(`${PREFERENCE_ROWS.length}`);
-}
 
 /** Runs `method` for 2 steps with batches of 2 and waits until it has finished. */
 async function runTwoSteps(page: Page, method: string): Promise<void> {
@@ -51,7 +42,7 @@ async function columnNames(page: Page): Promise<string[]> {
 
 test('runs table keeps two runs and exports CSV', async ({ page }, testInfo) => {
   test.setTimeout(150_000);
-  await loadModelAndData(page);
+  await loadModelAndData(page, join(root, 'tiny-gpt2'), dataPath, PREFERENCE_ROWS.length);
   await expect(page.getByTestId('runs-empty')).toBeVisible();
 
   await runTwoSteps(page, 'irepair');
@@ -106,7 +97,7 @@ test('runs table keeps two runs and exports CSV', async ({ page }, testInfo) => 
 });
 
 test('density plot has a bar per block', async ({ page }, testInfo) => {
-  await loadModelAndData(page);
+  await loadModelAndData(page, join(root, 'tiny-gpt2'), dataPath, PREFERENCE_ROWS.length);
   await page.getByTestId('density-measure').click();
   const numBlocks = TINY_GPT2.numLayers!;
   const bars = page.getByTestId('density-bar');

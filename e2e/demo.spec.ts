@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
+import { expectSelectedBlocks } from './helpers.ts';
 
 const DEMO_DIR = join(import.meta.dirname, '../public/demo');
 const STEPS = 3;
@@ -69,13 +70,7 @@ test('demo opens loaded and repairs', async ({ page }, testInfo) => {
   await page.getByTestId('start-run').click();
   const numBlocks = config.n_layer;
   await expect(page.getByTestId('heatmap-cell')).toHaveCount(STEPS * numBlocks, { timeout: 60_000 });
-  const markers = page.getByTestId('selected-block');
-  await expect(markers).toHaveCount(STEPS);
-  const selected = await markers.evaluateAll((elements) => elements.map((element) => Number(element.getAttribute('data-block'))));
-  for (const block of selected) {
-    expect(block).toBeGreaterThanOrEqual(0);
-    expect(block).toBeLessThan(numBlocks);
-  }
+  await expectSelectedBlocks(page, STEPS, numBlocks);
   await expect(page.getByTestId('error-message')).toHaveCount(0);
   await page.screenshot({ path: testInfo.outputPath('demo-run.png'), fullPage: true });
 });

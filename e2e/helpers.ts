@@ -1,6 +1,7 @@
 // Helpers for the browser tests: dropping in-memory files on a drop zone and building run logs.
 
-import type { Locator, Page } from '@playwright/test';
+import { basename } from 'node:path';
+import { expect, type Locator, type Page } from '@playwright/test';
 
 export interface DroppedFile {
   name: string;
@@ -56,4 +57,29 @@ export function makeRunSteps(numSteps: number, numBlocks: number, seed: number):
       lr: 5e-5,
     };
   });
+}
+
+/**
+ * Opens the app without the demo, drops a checkpoint folder and a repair dataset, and waits until
+ * both are loaded. `?demo=0` keeps the demo's automatic load from racing the drops.
+ */
+export async function loadModelAndData(page: Page, modelFolder: string, dataPath: string, rows: number): Promise<void> {
+  await page.goto('/?demo=0');
+  await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
+  await page.getByTestId('model-dropzone-folder-input').setInputFiles(modelFolder);
+  await page.getByTestId('dataset-dropzone-input').setInputFiles(dataPath);
+  await expect(page.getByTestId('model-status')).toContainText(`Loaded ${basename(modelFolder)}`, { timeout: 30_000 });
+  await expect(page.getByTestId('dataset-summary')).toContainText(`${rows}`);
+}
+
+/** Expects one selected-block marker per step, each naming a block of the model, and returns the blocks. */
+export async function expectSelectedBlocks(page: Page, steps: number, numBlocks: number): Promise<number[]> {
+  const markers = page.getByTestId('selected-block');
+  await expect(markers).toHaveCount(steps);
+  const selected = await markers.evaluateAll((elements) => elements.map((element) => Number(element.getAttribute('data-block'))));
+  for (const block of selected) {
+    expect(block).toBeGreaterThanOrEqual(0);
+    expect(block).toBeLessThan(numBlocks);
+  }
+  return selected;
 }

@@ -7,6 +7,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { unzipSync } from 'fflate';
 import type { TinyCheckpoint } from '../tests/helpers/tiny-checkpoint.ts';
 import { PREFERENCE_ROWS, TINY_GPT2, temporaryFolder, writePreferenceData, writeTinyModel } from './fixtures.ts';
+import { expectSelectedBlocks, loadModelAndData } from './helpers.ts';
 import { bytesEqual, readSafetensors } from './safetensors.ts';
 
 const STEPS = 5;
@@ -27,15 +28,9 @@ test.beforeAll(async () => {
   dataPath = writePreferenceData(root);
 });
 
-/** Loads the tiny model and the repair data. */
-async function loadModelAndData(page: Page): Promise<void> {
-  // ?demo=0: these tests load their own model and data, which the demo's automatic load would race.
-  await page.goto('/?demo=0');
-  await expect(page.getByTestId('gpu-status')).not.toHaveText(/Checking/);
-  await page.getByTestId('model-dropzone-folder-input').setInputFiles(join(root, 'tiny-gpt2'));
-  await page.getByTestId('dataset-dropzone-input').setInputFiles(dataPath);
-  await expect(page.getByTestId('model-status')).toContainText('Loaded tiny-gpt2', { timeout: 30_000 });
-  await expect(page.getByTestId('dataset-summary')).toContainText(`${PREFERENCE_ROWS.length}`);
+/** Loads the tiny model and the repair data, none of whose rows is truncated. */
+async function loadTinyModelAndData(page: Page): Promise<void> {
+  await loadModelAndData(page, join(root, 'tiny-gpt2'), dataPath, PREFERENCE_ROWS.length);
   await expect(page.getByTestId('dataset-summary')).toContainText('0 rows longer than the context');
 }
 
@@ -72,7 +67,7 @@ test('IRepair run draws heatmap and exports', async ({ page }, testInfo) => {
   await page.addInitScript(() => {
     delete (window as { showDirectoryPicker?: unknown }).showDirectoryPicker;
   });
-  await loadModelAndData(page);
+  await loadTinyModelAndData(page);
   const before = await generate(page, 'The cat', ['original']);
 
   await startRun(page, STEPS);
@@ -83,13 +78,7 @@ test('IRepair run draws heatmap and exports', async ({ page }, testInfo) => {
   for (let step = 1; step <= STEPS; step++) {
     await expect(page.locator(`[data-testid="heatmap-cell"][data-step="${step}"]`)).toHaveCount(numBlocks);
   }
-  const markers = page.getByTestId('selected-block');
-  await expect(markers).toHaveCount(STEPS);
-  const selected = await markers.evaluateAll((elements) => elements.map((element) => Number(element.getAttribute('data-block'))));
-  for (const block of selected) {
-    expect(block).toBeGreaterThanOrEqual(0);
-    expect(block).toBeLessThan(numBlocks);
-  }
+  const selected = await expectSelectedBlocks(page, STEPS, numBlocks);
   await expect(page.getByTestId('loss-chart').locator('.recharts-line-curve')).not.toHaveCount(0);
   await expect(page.getByTestId('error-message')).toHaveCount(0);
   await page.screenshot({ path: testInfo.outputPath('repair-run.png'), fullPage: true });
@@ -156,7 +145,7 @@ test('four rows run with default settings', async ({ page }) => {
 
 test('run pauses, resumes and stops', async ({ page }) => {
   test.setTimeout(120_000);
-  await loadModelAndData(page);
+  await loadTinyModelAndData(page);
   await startRun(page, 500);
   await expect.poll(() => heatmapSteps(page), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
   // The page takes input while the worker runs the steps.
@@ -190,7 +179,7 @@ test('lost GPU device keeps the run for export', async ({ page, context }, testI
       return storage.getDirectoryHandle('picked-export', { create: true });
     };
   });
-  await loadModelAndData(page);
+  await loadTinyModelAndData(page);
   await startRun(page, 500);
   await expect.poll(() => heatmapSteps(page), { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
 
