@@ -135,10 +135,10 @@ test('fetchDemo names missing and HTML files', async () => {
   expect(html).toBeInstanceOf(DemoLoadError);
   expect(html.message).toContain('/demo/manifest.json was not found');
 
-  const refused: FetchFunction = async () => {
+  const failingFetch: FetchFunction = async () => {
     throw new TypeError('Failed to fetch');
   };
-  const offline = await fetchDemo(BASE, refused, () => {}).catch((error) => error);
+  const offline = await fetchDemo(BASE, failingFetch, () => {}).catch((error) => error);
   expect(offline.message).toBe('/demo/manifest.json could not be fetched (Failed to fetch).');
 });
 

@@ -434,8 +434,8 @@ function sameBlocksAsFixed(results: RunResult[]): string | null {
   return `Sections 3.3.3 and 4.4 (dynamic slicing): on this model IRepair selected block ${[...blocks][0]} at every step of every run, the block ` +
     'irepair-fixed chose, so the two methods made the same updates and their rows differ only in time. The demo model does not ' +
     'exercise dynamic slicing, which the paper found clearly better than the fixed slice on its GPT-2 and GPT-Neo models (Table 3). ' +
-    'The cause is the architecture of a 4-block model rather than the planted data: block 0 also has the largest gradient norm on ' +
-    'good continuations and on clean text, about twice block 1\'s, and it kept the lead in every training variant tried (8 blocks of ' +
+    'The cause is the architecture of a 4-block model rather than the planted data. Block 0 also has the largest gradient norm on ' +
+    'good continuations and on clean text, about twice block 1\'s. It kept the lead in every training variant tried (8 blocks of ' +
     'width 32, larger embeddings without weight decay, a planted behaviour that depends on an earlier sentence, planted training ' +
     'confined to blocks 2 and 3). The paper\'s 36- to 48-block models have a top block only 6.5% to 28% above the second.';
 }

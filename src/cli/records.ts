@@ -18,7 +18,7 @@ export async function readRunsFile(path: string, options: { missingOk: boolean; 
   return parseRuns(await readTextFile(path, options.option), path);
 }
 
-/** What the run.json that `irepair repair` writes next to the weights says about the run. */
+/** Fields of the run.json that `irepair repair` writes next to the weights that identify the run. */
 export interface RepairRunInfo {
   method?: string;
   /** Run name under which `irepair repair --record` stored the run. */

@@ -149,7 +149,7 @@ export interface WorkbenchData {
   exporting: { pending: boolean; files: ExportedFile[] };
   errors: UiError[];
   nextErrorId: number;
-  /** What the worker is doing with the GPU or the model to itself, null while it is free for such a job. */
+  /** Task the worker runs with exclusive use of the GPU and the model, or null while it is free. */
   workerBusy: string | null;
   /** Set by a fatal error: the worker has no usable device until it is restarted. */
   workerLost: boolean;

@@ -45,8 +45,8 @@ export function chooseDroppedDtype(paths: readonly string[], requested: Classifi
 
 /**
  * Returns a fetch that serves GET requests for `{baseUrl}{path}` from the file at `path`, with
- * Content-Length, and a 206 response for a single byte range (transformers.js asks for
- * `bytes=0-0` to learn a file's size). Paths that are not among the files get a 404. Requests
+ * Content-Length, and a 206 response for a single byte range (transformers.js requests
+ * `bytes=0-0` to read a file's size). Paths that are not among the files get a 404. Requests
  * outside `baseUrl` go to `fallback`.
  */
 export function classifierFilesFetch(

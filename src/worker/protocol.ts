@@ -334,8 +334,8 @@ export type WorkerEvent =
   /** Information for the user that is not a failure, such as a reduced validation split. */
   | { kind: 'notice'; message: string }
   /**
-   * Sent when the worker starts a job that needs the GPU or the model to itself (`task` says
-   * which, e.g. "measuring the planted behaviour"), and with `task` null when that job ends.
+   * Event sent when the worker starts a job that needs exclusive use of the GPU and the model
+   * (`task` names it, e.g. "measuring the planted behaviour"), and with `task` null when it ends.
    */
   | { kind: 'busy'; task: string | null }
   | {

@@ -229,7 +229,7 @@ export class WorkerSession {
         dataset = tokenizeDataset(dataset, this.opened.tokenizer, config.contextLength, config.vocabSize);
       }
     } catch (error) {
-      // A rejected file leaves the dataset loaded before it in place, and the message says so.
+      // A rejected file leaves the previously loaded dataset in place, and the message names it.
       const previous = this.datasets.get(role);
       if (!previous || !(error instanceof WorkerCommandError || isUserError(error))) throw error;
       const previousName = previous.kind === 'text' ? previous.text.fileName : previous.dataset.fileName;

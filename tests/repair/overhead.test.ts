@@ -86,8 +86,9 @@ describe('run.json overhead', () => {
     const batches = (count: number) => Math.ceil(count / B);
     const examples = run.data.train.length + run.data.validation.length;
     expect(run.data.validation.length).toBeGreaterThan(0);
-    // Reference log-probabilities of every example once, then per step one pass over the pairs,
-    // and validation before step 1 and after each step; every batch has 2B rows (good and bad).
+    // Forward passes: the reference log-probabilities of every example once, and validation before
+    // step 1 and after each step. Each step also trains on one batch of pairs. Every batch has 2B
+    // rows (good and bad).
     const forward = batches(examples) + 3 * batches(run.data.validation.length);
     expectTotals(record.overhead!, expectedFlops({ training: 2, forward, rows: 2 * B, T: run.seqLen }));
     expect(record.overhead!.iterations).toBe(2);

@@ -41,11 +41,11 @@ describe('measurePlantedRate', () => {
 
     // npm run demo's defaults: seed 1, two continuations per prompt.
     const reference = await sampleContinuations(model, prompts, { seed: 1, samplesPerPrompt: 2 });
-    const shown = reference.filter((continuation) => containsWord(continuation.completion, data.planted.words)).length;
+    const plantedCount = reference.filter((continuation) => containsWord(continuation.completion, data.planted.words)).length;
 
     expect(PLANTED_SAMPLING.samplesPerPrompt).toBe(2);
     expect(measured.continuations).toBe(reference.length);
-    expect(measured.rate).toBe(shown / reference.length);
+    expect(measured.rate).toBe(plantedCount / reference.length);
     // The demo model was trained to show the behaviour after these prompts.
     expect(measured.rate).toBeGreaterThan(0);
   });
