@@ -13,6 +13,7 @@ import { loadEngine } from '../engine/gpt.ts';
 import { runsJson, upsertRun, type RunRecord } from '../eval/compare.ts';
 import { generateTexts, GREEDY, type SamplingOptions, type TextGeneration } from '../eval/generate.ts';
 import {
+  CLASSIFIER_WEIGHT_FILES,
   DEFAULT_TOXICITY_CLASSIFIER,
   loadToxicityClassifier,
   summarizePromptSamples,
@@ -36,7 +37,7 @@ export interface ClassifierCommandOptions {
   cacheDir?: string;
 }
 
-const DTYPES = ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'bnb4', 'q4f16'];
+const DTYPES = Object.keys(CLASSIFIER_WEIGHT_FILES);
 
 /** Adds the classifier options to a command. */
 export function addClassifierOptions(command: Command): Command {
